@@ -1,0 +1,40 @@
+# Vigil — build, run, test. `make run` and `make test` set everything up on a
+# fresh machine with Go, git, make and npm.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+include scripts/chdb.env
+CACHE_DIR ?= $(or $(VIGIL_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/vigil)
+export VIGIL_CHDB_LIB ?= $(CACHE_DIR)/chdb/$(CHDB_VERSION)/libchdb.so
+GOBIN_DIR := $(shell go env GOPATH)/bin
+BIN := bin/vigil
+DATA ?= ./data
+TEST_TIMEOUT ?= 10m
+
+.PHONY: deps build run test test-long bench lint fuzz clean
+
+deps: ## Fetch libchdb.so (pinned, verified) and tools that are not Go modules.
+	@scripts/deps.sh
+
+build: ## Build bin/vigil.
+	go build -o $(BIN) ./cmd/vigil
+
+run: deps build ## Start vigil dev (embedded NATS + ClickHouse) with a gentle sample.
+	$(BIN) dev --data $(DATA) --sample
+
+test: deps ## Unit, integration and conformance tests with -race, and the rule packs.
+	go test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+test-long: deps ## Slow suites: soak, 50k sessions, cluster failover, long fuzzing.
+	go test -race -count=1 -tags long -timeout 60m ./...
+
+bench: deps ## Benchmarks; results are written to bench/results/*.md.
+	go test -run '^$$' -bench . -benchtime 2s ./warehouse/chlocal/
+
+lint: deps ## gofmt, go vet, staticcheck and the import-graph check.
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	go vet ./...
+	$(GOBIN_DIR)/staticcheck ./...
+
+clean:
+	rm -rf bin

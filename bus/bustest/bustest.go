@@ -1,0 +1,105 @@
+// Package bustest starts real embedded NATS JetStream servers for tests.
+// Import it only from _test.go files.
+package bustest
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Server is a running embedded JetStream server with one client connection.
+type Server struct {
+	// Server is the in-process nats-server.
+	Server *server.Server
+	// StoreDir is the JetStream data directory (scan it for raw PII).
+	StoreDir string
+	// Conn is a client connection over loopback TCP.
+	Conn *nats.Conn
+	// JS is the JetStream API on Conn.
+	JS jetstream.JetStream
+}
+
+// New starts a JetStream server on a random loopback port with its store in
+// a temporary directory, connects to it and registers cleanup. It fails the
+// test if the server cannot start.
+func New(tb testing.TB) *Server {
+	tb.Helper()
+	dir := tb.TempDir()
+	return NewAt(tb, dir)
+}
+
+// NewAt is [New] with the store in dir, so a test can restart a server on
+// the same data.
+func NewAt(tb testing.TB, dir string) *Server {
+	tb.Helper()
+	opts := &server.Options{
+		ServerName: "bustest",
+		Host:       "127.0.0.1",
+		Port:       -1,
+		JetStream:  true,
+		StoreDir:   filepath.Join(dir, "jetstream"),
+		NoLog:      true,
+		NoSigs:     true,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		tb.Fatalf("bustest: new nats-server: %v", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		tb.Fatalf("bustest: nats-server not ready after 10s")
+	}
+	nc, err := nats.Connect(srv.ClientURL(), nats.Name("bustest"))
+	if err != nil {
+		srv.Shutdown()
+		tb.Fatalf("bustest: connect: %v", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		srv.Shutdown()
+		tb.Fatalf("bustest: jetstream: %v", err)
+	}
+	s := &Server{Server: srv, StoreDir: opts.StoreDir, Conn: nc, JS: js}
+	tb.Cleanup(s.Shutdown)
+	return s
+}
+
+// Shutdown closes the connection and stops the server, waiting for it to
+// release its store. Safe to call more than once.
+func (s *Server) Shutdown() {
+	if s.Conn != nil {
+		s.Conn.Close()
+	}
+	if s.Server != nil {
+		s.Server.Shutdown()
+		s.Server.WaitForShutdown()
+	}
+}
+
+// Files returns every regular file under the store directory, for tests
+// that scan the bytes at rest.
+func (s *Server) Files(tb testing.TB) []string {
+	tb.Helper()
+	var files []string
+	err := filepath.WalkDir(s.StoreDir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("bustest: walk %s: %v", s.StoreDir, err)
+	}
+	return files
+}
