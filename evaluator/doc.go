@@ -1,0 +1,27 @@
+// Package evaluator evaluates every message of the MESSAGES stream against
+// the compliance rules and publishes what it finds. It sits after bus in the
+// flow ingest → pii → bus → evaluator → warehouse.
+//
+// An [Evaluator] reads messages with durable pull consumers, one per
+// partition of the stream (a conversation always maps to one partition), so
+// the messages of a conversation are evaluated in order while conversations
+// of different partitions run in parallel. For each message it
+//
+//   - appends the message to the conversation's context window ([Window]),
+//     kept in a JetStream KV bucket with compare-and-set updates and a
+//     bounded in-memory cache;
+//   - runs tier 1, the current rules.Set held by [Rules], which hot-reloads
+//     from a directory or the rules KV bucket and keeps the previous set
+//     when a new one is rejected;
+//   - asks tier 2, a [Classifier] speaking the OpenAI chat-completions
+//     protocol (or a plain HTTP classifier), when a tier-1 match asks for it,
+//     within a per-tenant budget, a timeout and a circuit breaker;
+//   - publishes verdicts with deterministic ids ([vigil.VerdictID]) and the
+//     evaluation record, sends actions to the actions stream and to signed
+//     tenant [Webhooks], and only then acknowledges the message, so a crash
+//     re-evaluates and the ids deduplicate.
+//
+// Messages that keep failing are dead-lettered with a reason after
+// [DefaultMaxDeliver] attempts so one poisoned conversation never stalls the
+// others.
+package evaluator

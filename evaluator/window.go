@@ -1,0 +1,263 @@
+package evaluator
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vigilhq/vigil"
+)
+
+// Window defaults.
+const (
+	// DefaultWindowMessages is how many previous messages a context window keeps.
+	DefaultWindowMessages = 50
+	// DefaultWindowDuration is how far back a context window reaches.
+	DefaultWindowDuration = 10 * time.Minute
+	// DefaultWindowCacheSize bounds the in-memory cache of windows.
+	DefaultWindowCacheSize = 10_000
+	// DefaultWindowCASAttempts bounds compare-and-set attempts per append.
+	DefaultWindowCASAttempts = 8
+)
+
+// windowKeyPrefix starts every window key in the context bucket.
+const windowKeyPrefix = "win."
+
+// WindowEntry is one message kept in a conversation's context window with
+// the MESSAGES stream sequence it was applied at. The message is stored
+// tokenized, as it arrived, minus the fields rules do not see (participants,
+// subjects, attachments, metadata).
+type WindowEntry struct {
+	Seq     uint64        `json:"seq"`
+	Message vigil.Message `json:"msg"`
+}
+
+// windowState is the value stored in the KV bucket for one conversation.
+type windowState struct {
+	// LastSeq is the highest stream sequence applied; a redelivered message
+	// at or below it is not applied again.
+	LastSeq uint64        `json:"last_seq"`
+	Entries []WindowEntry `json:"entries"`
+}
+
+// Window keeps each conversation's recent messages (last N and last T) in a
+// JetStream KV bucket, the truth, with a bounded in-memory cache in front of
+// it. Updates are compare-and-set on the key's revision, so a restarted or
+// rebalanced evaluator continues from what the bucket holds. Window is safe
+// for concurrent use; callers keep one writer per conversation (the owner of
+// its partition), as DESIGN.md asks.
+type Window struct {
+	kv          jetstream.KeyValue
+	maxMessages int
+	maxAge      time.Duration
+	attempts    int
+	metrics     *Metrics
+
+	mu    sync.Mutex
+	cache map[string]*list.Element
+	lru   *list.List // of *cachedWindow, most recent at front
+	size  int
+}
+
+type cachedWindow struct {
+	key   string
+	state windowState
+	rev   uint64
+}
+
+// NewWindow returns a context window over kv keeping at most maxMessages
+// previous messages no older than maxAge, caching at most cacheSize
+// conversations in memory. metrics may be nil. It returns ErrInvalidOption
+// for a nil bucket or non-positive limits.
+func NewWindow(kv jetstream.KeyValue, maxMessages int, maxAge time.Duration, cacheSize int, metrics *Metrics) (*Window, error) {
+	switch {
+	case kv == nil:
+		return nil, fmt.Errorf("%w: nil context bucket", ErrInvalidOption)
+	case maxMessages <= 0:
+		return nil, fmt.Errorf("%w: window messages %d must be positive", ErrInvalidOption, maxMessages)
+	case maxAge <= 0:
+		return nil, fmt.Errorf("%w: window duration %s must be positive", ErrInvalidOption, maxAge)
+	case cacheSize <= 0:
+		return nil, fmt.Errorf("%w: window cache size %d must be positive", ErrInvalidOption, cacheSize)
+	}
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	return &Window{
+		kv: kv, maxMessages: maxMessages, maxAge: maxAge, attempts: DefaultWindowCASAttempts,
+		metrics: metrics, cache: make(map[string]*list.Element), lru: list.New(), size: cacheSize,
+	}, nil
+}
+
+// WindowKey returns the KV key of a conversation's window. Tenant and
+// conversation ids may hold characters KV keys forbid, so the key is a hash
+// of both; it reveals neither.
+func WindowKey(tenant, conversation string) string {
+	h := sha256.Sum256([]byte(tenant + "\x00" + conversation))
+	return windowKeyPrefix + hex.EncodeToString(h[:20])
+}
+
+// Append applies m, read at stream sequence seq, to its conversation's
+// window and returns the context for evaluating m: the messages before seq,
+// oldest first, within the window's count and age (age measured back from
+// m.SentAt). If seq is at or below the window's last applied sequence (a
+// redelivery after a crash between the KV update and the ack) the window is
+// left unchanged and the same context is returned, so m is never counted
+// twice. A compare-and-set conflict re-reads the bucket and retries; after
+// every attempt it returns an error matching ErrWindowConflict.
+func (w *Window) Append(ctx context.Context, m *vigil.Message, seq uint64) ([]vigil.Message, error) {
+	key := WindowKey(m.Tenant, m.ConversationID)
+	var lastErr error
+	for attempt := 0; attempt < w.attempts; attempt++ {
+		if attempt > 0 {
+			w.metrics.WindowCASRetries.Inc()
+		}
+		cw, err := w.load(ctx, key, attempt > 0)
+		if err != nil {
+			return nil, fmt.Errorf("load context window %s: %w", key, err)
+		}
+		prev := w.context(cw.state, m, seq)
+		if seq <= cw.state.LastSeq {
+			return prev, nil
+		}
+		next := w.trim(append(cloneEntries(cw.state.Entries), WindowEntry{Seq: seq, Message: windowMessage(m)}), m.SentAt)
+		st := windowState{LastSeq: seq, Entries: next}
+		val, err := json.Marshal(st)
+		if err != nil {
+			return nil, fmt.Errorf("encode context window %s: %w", key, err)
+		}
+		var rev uint64
+		if cw.rev == 0 {
+			rev, err = w.kv.Create(ctx, key, val)
+		} else {
+			rev, err = w.kv.Update(ctx, key, val, cw.rev)
+		}
+		if err == nil {
+			w.store(&cachedWindow{key: key, state: st, rev: rev})
+			return prev, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
+			w.forget(key)
+			return nil, fmt.Errorf("update context window %s: %w", key, err)
+		}
+		// Someone else wrote (a previous owner of the partition, or our cache
+		// is stale after a restart): the bucket is the truth, re-read it.
+		w.forget(key)
+		lastErr = err
+	}
+	return nil, fmt.Errorf("update context window %s after %d attempts: %w: %w", key, w.attempts, ErrWindowConflict, lastErr)
+}
+
+// Messages returns the window of a conversation as the bucket holds it,
+// oldest first, bypassing the cache.
+func (w *Window) Messages(ctx context.Context, tenant, conversation string) ([]WindowEntry, error) {
+	key := WindowKey(tenant, conversation)
+	cw, err := w.load(ctx, key, true)
+	if err != nil {
+		return nil, fmt.Errorf("load context window %s: %w", key, err)
+	}
+	return cw.state.Entries, nil
+}
+
+// context returns the entries before seq within count and age of m.
+func (w *Window) context(st windowState, m *vigil.Message, seq uint64) []vigil.Message {
+	var out []vigil.Message
+	cutoff := m.SentAt.Add(-w.maxAge)
+	for _, e := range st.Entries {
+		if e.Seq >= seq || e.Message.SentAt.Before(cutoff) {
+			continue
+		}
+		out = append(out, e.Message)
+	}
+	if len(out) > w.maxMessages {
+		out = out[len(out)-w.maxMessages:]
+	}
+	return out
+}
+
+// trim keeps the newest maxMessages entries no older than maxAge before now.
+// One more than maxMessages is kept so that a redelivered message still sees
+// a full context of maxMessages before it.
+func (w *Window) trim(entries []WindowEntry, now time.Time) []WindowEntry {
+	cutoff := now.Add(-w.maxAge)
+	i := 0
+	for i < len(entries) && entries[i].Message.SentAt.Before(cutoff) {
+		i++
+	}
+	entries = entries[i:]
+	if n := w.maxMessages + 1; len(entries) > n {
+		entries = entries[len(entries)-n:]
+	}
+	return entries
+}
+
+func (w *Window) load(ctx context.Context, key string, fresh bool) (*cachedWindow, error) {
+	if !fresh {
+		w.mu.Lock()
+		if el, ok := w.cache[key]; ok {
+			w.lru.MoveToFront(el)
+			cw := el.Value.(*cachedWindow)
+			w.mu.Unlock()
+			return cw, nil
+		}
+		w.mu.Unlock()
+	}
+	e, err := w.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return &cachedWindow{key: key}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	cw := &cachedWindow{key: key, rev: e.Revision()}
+	if err := json.Unmarshal(e.Value(), &cw.state); err != nil {
+		return nil, fmt.Errorf("decode revision %d: %w", e.Revision(), err)
+	}
+	w.store(cw)
+	return cw, nil
+}
+
+func (w *Window) store(cw *cachedWindow) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if el, ok := w.cache[cw.key]; ok {
+		el.Value = cw
+		w.lru.MoveToFront(el)
+		return
+	}
+	w.cache[cw.key] = w.lru.PushFront(cw)
+	for w.lru.Len() > w.size {
+		old := w.lru.Back()
+		w.lru.Remove(old)
+		delete(w.cache, old.Value.(*cachedWindow).key)
+	}
+}
+
+func (w *Window) forget(key string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if el, ok := w.cache[key]; ok {
+		w.lru.Remove(el)
+		delete(w.cache, key)
+	}
+}
+
+// windowMessage is the part of m a window keeps: what rules read.
+func windowMessage(m *vigil.Message) vigil.Message {
+	return vigil.Message{
+		ID: m.ID, Tenant: m.Tenant, ConversationID: m.ConversationID,
+		Sender: m.Sender, Channel: m.Channel, Text: m.Text,
+		SentAt: m.SentAt, ReceivedAt: m.ReceivedAt, PII: m.PII,
+	}
+}
+
+func cloneEntries(e []WindowEntry) []WindowEntry {
+	return append(make([]WindowEntry, 0, len(e)+1), e...)
+}
