@@ -1,14 +1,12 @@
 package evaluator
 
 import (
-	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -60,10 +58,7 @@ type Window struct {
 	attempts    int
 	metrics     *Metrics
 
-	mu    sync.Mutex
-	cache map[string]*list.Element
-	lru   *list.List // of *cachedWindow, most recent at front
-	size  int
+	cache *lru[string, *cachedWindow]
 }
 
 type cachedWindow struct {
@@ -92,7 +87,7 @@ func NewWindow(kv jetstream.KeyValue, maxMessages int, maxAge time.Duration, cac
 	}
 	return &Window{
 		kv: kv, maxMessages: maxMessages, maxAge: maxAge, attempts: DefaultWindowCASAttempts,
-		metrics: metrics, cache: make(map[string]*list.Element), lru: list.New(), size: cacheSize,
+		metrics: metrics, cache: newLRU[string, *cachedWindow](cacheSize),
 	}, nil
 }
 
@@ -200,14 +195,9 @@ func (w *Window) trim(entries []WindowEntry, now time.Time) []WindowEntry {
 
 func (w *Window) load(ctx context.Context, key string, fresh bool) (*cachedWindow, error) {
 	if !fresh {
-		w.mu.Lock()
-		if el, ok := w.cache[key]; ok {
-			w.lru.MoveToFront(el)
-			cw := el.Value.(*cachedWindow)
-			w.mu.Unlock()
+		if cw, ok := w.cache.get(key); ok {
 			return cw, nil
 		}
-		w.mu.Unlock()
 	}
 	e, err := w.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
@@ -224,30 +214,9 @@ func (w *Window) load(ctx context.Context, key string, fresh bool) (*cachedWindo
 	return cw, nil
 }
 
-func (w *Window) store(cw *cachedWindow) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if el, ok := w.cache[cw.key]; ok {
-		el.Value = cw
-		w.lru.MoveToFront(el)
-		return
-	}
-	w.cache[cw.key] = w.lru.PushFront(cw)
-	for w.lru.Len() > w.size {
-		old := w.lru.Back()
-		w.lru.Remove(old)
-		delete(w.cache, old.Value.(*cachedWindow).key)
-	}
-}
+func (w *Window) store(cw *cachedWindow) { w.cache.put(cw.key, cw) }
 
-func (w *Window) forget(key string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if el, ok := w.cache[key]; ok {
-		w.lru.Remove(el)
-		delete(w.cache, key)
-	}
-}
+func (w *Window) forget(key string) { w.cache.remove(key) }
 
 // windowMessage is the part of m a window keeps: what rules read.
 func windowMessage(m *vigil.Message) vigil.Message {
