@@ -116,3 +116,6 @@ func applyConfig(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) (*file
 	}
 	return fc, nil
 }
+
+// lookupEnv is os.LookupEnv; tests replace it.
+var lookupEnv = os.LookupEnv

@@ -29,6 +29,7 @@ type command struct {
 // commands lists every subcommand; `vigil --help` prints them in this order.
 var commands = []command{
 	{name: "dev", synopsis: "run everything embedded (NATS, ClickHouse) on a laptop", run: runDev},
+	{name: "report", synopsis: "run an auditor report (verdicts, coverage, exports…)", run: runReport},
 	{name: "version", synopsis: "print the version", run: runVersion},
 }
 
@@ -111,7 +112,7 @@ func flagSet(name, usageText string, stdout io.Writer) *flag.FlagSet {
 		sort.Strings(names)
 		fmt.Fprint(stdout, "\nFlags:\n")
 		fs.VisitAll(func(f *flag.Flag) {
-			fmt.Fprintf(stdout, "  --%s\n      %s", f.Name, f.Usage)
+			fmt.Fprintf(stdout, "  --%s  (env %s)\n      %s", f.Name, envName(f.Name), f.Usage)
 			if f.DefValue != "" && f.DefValue != "false" {
 				fmt.Fprintf(stdout, " Default: %s", f.DefValue)
 			}
