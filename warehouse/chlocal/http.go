@@ -1,0 +1,450 @@
+package chlocal
+
+import (
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/ch-go/compress"
+	"github.com/klauspost/compress/zstd"
+)
+
+// HTTP header names of ClickHouse's HTTP interface.
+const (
+	headerQueryID       = "X-ClickHouse-Query-Id"
+	headerFormat        = "X-ClickHouse-Format"
+	headerTimezone      = "X-ClickHouse-Timezone"
+	headerSummary       = "X-ClickHouse-Summary"
+	headerDisplayName   = "X-ClickHouse-Server-Display-Name"
+	headerExceptionCode = "X-ClickHouse-Exception-Code"
+)
+
+// frameSize bounds one compressed frame of a compress=1 response, as
+// ClickHouse's 1 MiB write buffer does.
+const frameSize = 1 << 20
+
+// Handler returns ClickHouse's HTTP interface backed by the engine: `/` runs
+// the query from the `query` parameter and/or the POST body, `/ping` answers
+// "Ok.\n". See the package README for what is supported.
+func (e *Engine) Handler() http.Handler { return &handler{e: e} }
+
+type handler struct{ e *Engine }
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	e := h.e
+	switch r.URL.Path {
+	case "/ping", "/replicas_status":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+		n, _ := io.WriteString(w, "Ok.\n")
+		e.metrics.SentBytes.Add(float64(n))
+		e.metrics.Requests.WithLabelValues(labelPing, resultOK).Inc()
+		e.metrics.Duration.WithLabelValues(labelPing).Observe(time.Since(start).Seconds())
+		return
+	case "/", "":
+	default:
+		w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = fmt.Fprintf(w, "There is no handle %s\n", r.URL.Path)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, POST, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+
+	queryID := r.URL.Query().Get("query_id")
+	if queryID == "" {
+		queryID = r.Header.Get(headerQueryID)
+	}
+	if queryID == "" {
+		queryID = newQueryID()
+	}
+	kind := labelQuery
+	out, sum, format, err := h.run(r, queryID, &kind)
+	result := resultOK
+	if err != nil {
+		result = resultError
+		h.writeError(w, r, queryID, err)
+	} else {
+		h.writeResult(w, r, queryID, format, sum, out)
+	}
+	e.metrics.Requests.WithLabelValues(kind, result).Inc()
+	e.metrics.Duration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+}
+
+// run parses and executes one request and returns the response body before
+// response compression.
+func (h *handler) run(r *http.Request, queryID string, kind *string) ([]byte, Result, string, error) {
+	e := h.e
+	params := r.URL.Query()
+	body, err := h.readBody(r, params.Get("decompress") == "1")
+	if err != nil {
+		return nil, Result{}, "", err
+	}
+	req, err := parseRequest(params, r.Method, body)
+	if err != nil {
+		return nil, Result{}, "", err
+	}
+	if len(req.Params) > 0 {
+		return nil, Result{}, "", newException(codeNotImplemented, "Query parameters (param_*) are not supported by the embedded ClickHouse")
+	}
+	ctx := r.Context()
+	st := req.Stmt
+	if st.Kind == kindInsert && st.HasData {
+		*kind = labelInsert
+	}
+
+	waitStart := time.Now()
+	if err := e.lock(ctx); err != nil {
+		return nil, Result{}, "", newException(codeQueryWasCancelled, "Query was cancelled: %v", err)
+	}
+	e.metrics.LockWait.Observe(time.Since(waitStart).Seconds())
+	res, types, err := h.execLocked(req)
+	e.unlock()
+	if err != nil {
+		e.log.Debug("query failed", slog.String(logKeyQueryID, queryID), slog.Any("err", err))
+		return nil, Result{}, "", err
+	}
+	out := res.Data
+	if st.Kind == kindRead && strings.EqualFold(req.Format, "Native") {
+		rev := min(req.ProtocolVersion, e.revision)
+		if out, err = reframeNative(out, rev, types); err != nil {
+			return nil, Result{}, "", newException(codeNotImplemented, "Cannot send Native result at protocol revision %d: %v", rev, err)
+		}
+	}
+	return out, res, req.Format, nil
+}
+
+// execLocked runs the request on chDB; the caller holds the engine lock. For
+// a Native read whose result has a zone-less DateTime it also returns the
+// declared column types.
+func (h *handler) execLocked(req *request) (Result, []string, error) {
+	e := h.e
+	st := req.Stmt
+	if err := e.sess.apply(e, req.Database, req.Settings); err != nil {
+		return Result{}, nil, err
+	}
+	switch {
+	case st.Kind == kindInsert && st.HasData:
+		r, err := e.insertLocked(st.SQL, st.Format, st.Data)
+		return r, nil, err
+	case st.Kind == kindSet || st.Kind == kindUse:
+		// Without a session, SET and USE last for this request only.
+		e.sess.dirty = true
+		r, err := e.queryLocked(st.SQL, req.Format)
+		return r, nil, err
+	}
+	r, err := e.queryLocked(st.SQL, req.Format)
+	if err != nil || st.Kind != kindRead || !strings.EqualFold(req.Format, "Native") || !nativeLacksZone(r.Data) {
+		return r, nil, err
+	}
+	d, derr := e.queryLocked("DESCRIBE ("+st.withoutFormat()+")", "TSVRaw")
+	if derr != nil {
+		e.log.Debug("describe result types", slog.Any("err", derr))
+		return r, nil, nil
+	}
+	var types []string
+	for line := range strings.SplitSeq(strings.TrimSuffix(string(d.Data), "\n"), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) < 2 {
+			return r, nil, nil
+		}
+		types = append(types, f[1])
+	}
+	return r, types, nil
+}
+
+// nativeLacksZone reports whether the first block of a Native result has a
+// column type with a zone-less DateTime (every block has the same types).
+func nativeLacksZone(b []byte) bool {
+	w := nativeWalker{b: b}
+	ncols, err := w.uvarint()
+	if err != nil {
+		return false
+	}
+	nrows, err := w.uvarint()
+	if err != nil {
+		return false
+	}
+	for range ncols {
+		if _, err := w.str(); err != nil {
+			return false
+		}
+		typ, err := w.str()
+		if err != nil {
+			return false
+		}
+		if lacksZone(typ) {
+			return true
+		}
+		if nrows > 0 {
+			t, err := parseType(typ)
+			if err != nil || w.prefix(t) != nil || w.data(t, nrows) != nil {
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// readBody reads the request body, undoing Content-Encoding and (with
+// decompress=1) ClickHouse's compressed-block framing, bounded by the
+// engine's MaxRequestBytes on the wire and after decoding.
+func (h *handler) readBody(r *http.Request, framed bool) ([]byte, error) {
+	if r.Method != http.MethodPost || r.Body == nil {
+		return nil, nil
+	}
+	e := h.e
+	if r.ContentLength > e.maxBody {
+		return nil, tooLarge(e.maxBody)
+	}
+	wire := &countingReader{r: http.MaxBytesReader(nil, r.Body, e.maxBody)}
+	defer func() { e.metrics.ReceivedBytes.Add(float64(wire.n)) }()
+	var src io.Reader = wire
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity", "none":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(wire)
+		if err != nil {
+			return nil, decodeError(enc, err)
+		}
+		defer zr.Close()
+		src = zr
+	case "deflate":
+		zr, err := zlib.NewReader(wire)
+		if err != nil {
+			return nil, decodeError(enc, err)
+		}
+		defer zr.Close()
+		src = zr
+	case "zstd":
+		zr, err := zstd.NewReader(wire, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, decodeError(enc, err)
+		}
+		defer zr.Close()
+		src = zr
+	default:
+		return nil, newException(codeUnknownCompression, "Unknown HTTP Content-Encoding %q: supported are gzip, deflate, zstd", truncate(enc, 32))
+	}
+	if framed {
+		src = compress.NewReader(src)
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	_, err := buf.ReadFrom(io.LimitReader(src, e.maxBody+1))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe) || int64(buf.Len()) > e.maxBody:
+		return nil, tooLarge(e.maxBody)
+	case err != nil && framed && buf.Len() > 0 && errors.Is(err, io.EOF):
+		// ch-go's reader reports the end of the framed stream as EOF.
+	case err != nil:
+		return nil, decodeError("request body", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func tooLarge(limit int64) error {
+	return newException(codeQueryIsTooLarge, "Request body exceeds the limit of %d bytes (MaxRequestBytes)", limit)
+}
+
+func decodeError(what string, err error) error {
+	return newException(codeCannotDecompress, "Cannot decompress %s: %v", what, err)
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// writeResult writes a successful response with ClickHouse's headers,
+// compressed as the client asked.
+func (h *handler) writeResult(w http.ResponseWriter, r *http.Request, queryID, format string, sum Result, out []byte) {
+	e := h.e
+	params := r.URL.Query()
+	hd := w.Header()
+	h.commonHeaders(hd, queryID)
+	hd.Set(headerFormat, format)
+	hd.Set("Content-Type", contentType(format))
+	hd.Set(headerSummary, summary(sum))
+
+	body := out
+	switch {
+	case params.Get("compress") == "1":
+		method := compress.LZ4
+		if m := params.Get("network_compression_method"); strings.EqualFold(m, "zstd") {
+			method = compress.ZSTD
+		} else if strings.EqualFold(m, "none") {
+			method = compress.None
+		}
+		framed, err := frame(out, method)
+		if err != nil {
+			h.writeError(w, r, queryID, newException(codeUnknownException, "compress response: %v", err))
+			return
+		}
+		body = framed
+	case params.Get("enable_http_compression") == "1":
+		enc, compressed, err := encodeHTTP(out, r.Header.Get("Accept-Encoding"))
+		if err != nil {
+			h.writeError(w, r, queryID, newException(codeUnknownException, "compress response: %v", err))
+			return
+		}
+		if enc != "" {
+			hd.Set("Content-Encoding", enc)
+			hd.Add("Vary", "Accept-Encoding")
+			body = compressed
+		}
+	}
+	hd.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	n, err := w.Write(body)
+	e.metrics.SentBytes.Add(float64(n))
+	if err != nil {
+		e.log.Debug("write response", slog.String(logKeyQueryID, queryID), slog.Any("err", err))
+	}
+}
+
+func (h *handler) commonHeaders(hd http.Header, queryID string) {
+	hd.Set(headerQueryID, queryID)
+	hd.Set(headerDisplayName, h.e.displayName)
+	hd.Set(headerTimezone, h.e.timezone)
+	hd.Set("Keep-Alive", "timeout=10")
+}
+
+// writeError writes an exception the way ClickHouse does: status from the
+// code, X-ClickHouse-Exception-Code, body "Code: N. DB::Exception: …".
+func (h *handler) writeError(w http.ResponseWriter, r *http.Request, queryID string, err error) {
+	e := h.e
+	var x *Exception
+	if !errors.As(err, &x) {
+		x = newException(codeUnknownException, "%v", err)
+	}
+	hd := w.Header()
+	h.commonHeaders(hd, queryID)
+	hd.Set(headerExceptionCode, strconv.Itoa(int(x.Code)))
+	hd.Set("Content-Type", "text/plain; charset=UTF-8")
+	status := x.HTTPStatus()
+	if x.Code == codeQueryIsTooLarge {
+		// The body was not read to the end: do not reuse the connection.
+		hd.Set("Connection", "close")
+	}
+	body := fmt.Sprintf("%s (version %s)\n", x.Error(), e.version)
+	hd.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	n, _ := io.WriteString(w, body)
+	e.metrics.SentBytes.Add(float64(n))
+	if status >= 500 {
+		e.log.Warn("query failed", slog.String(logKeyQueryID, queryID), slog.Int(logKeyCode, int(x.Code)))
+	}
+}
+
+// frame splits out into ClickHouse compressed blocks.
+func frame(out []byte, method compress.Method) ([]byte, error) {
+	cw := compress.NewWriter(compress.LevelZero, method)
+	dst := make([]byte, 0, len(out)/2+64)
+	for off := 0; off < len(out); off += frameSize {
+		if err := cw.Compress(out[off:min(off+frameSize, len(out))]); err != nil {
+			return nil, err
+		}
+		dst = append(dst, cw.Data...)
+	}
+	return dst, nil
+}
+
+// encodeHTTP compresses out with the first of gzip, deflate, zstd the client
+// accepts; it returns enc == "" when none applies.
+func encodeHTTP(out []byte, accept string) (enc string, body []byte, err error) {
+	accept = strings.ToLower(accept)
+	var buf bytes.Buffer
+	switch {
+	case strings.Contains(accept, "gzip"):
+		zw := gzip.NewWriter(&buf)
+		if _, err := zw.Write(out); err != nil {
+			return "", nil, err
+		}
+		if err := zw.Close(); err != nil {
+			return "", nil, err
+		}
+		return "gzip", buf.Bytes(), nil
+	case strings.Contains(accept, "deflate"):
+		zw := zlib.NewWriter(&buf)
+		if _, err := zw.Write(out); err != nil {
+			return "", nil, err
+		}
+		if err := zw.Close(); err != nil {
+			return "", nil, err
+		}
+		return "deflate", buf.Bytes(), nil
+	case strings.Contains(accept, "zstd"):
+		zw, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return "", nil, err
+		}
+		defer zw.Close()
+		return "zstd", zw.EncodeAll(out, nil), nil
+	}
+	return "", out, nil
+}
+
+// contentType mirrors the Content-Type ClickHouse sends per output format.
+func contentType(format string) string {
+	f := strings.ToLower(format)
+	switch {
+	case strings.HasPrefix(f, "tabseparated") || strings.HasPrefix(f, "tsv"):
+		return "text/tab-separated-values; charset=UTF-8"
+	case strings.HasPrefix(f, "csv"):
+		return "text/csv; charset=UTF-8; header=absent"
+	case strings.HasPrefix(f, "json") && strings.Contains(f, "eachrow"):
+		return "application/x-ndjson; charset=UTF-8"
+	case strings.HasPrefix(f, "json"):
+		return "application/json; charset=UTF-8"
+	case f == "native" || strings.HasPrefix(f, "rowbinary") || f == "parquet" ||
+		strings.HasPrefix(f, "arrow") || f == "orc" || f == "avro" || f == "msgpack":
+		return "application/octet-stream"
+	}
+	return "text/plain; charset=UTF-8"
+}
+
+func summary(r Result) string {
+	return fmt.Sprintf(`{"read_rows":"%d","read_bytes":"%d","written_rows":"%d","written_bytes":"%d","total_rows_to_read":"%d","result_rows":"%d","result_bytes":"%d","elapsed_ns":"%d"}`,
+		r.RowsRead, r.BytesRead, r.RowsWritten, r.BytesWritten, r.RowsRead, r.ResultRows, r.ResultBytes, r.Elapsed.Nanoseconds())
+}
+
+// newQueryID returns a random UUIDv4 string, as ClickHouse generates.
+func newQueryID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
