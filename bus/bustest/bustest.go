@@ -3,6 +3,8 @@
 package bustest
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vigilhq/vigil/bus"
 )
 
 // Server is a running embedded JetStream server with one client connection.
@@ -102,4 +105,34 @@ func (s *Server) Files(tb testing.TB) []string {
 		tb.Fatalf("bustest: walk %s: %v", s.StoreDir, err)
 	}
 	return files
+}
+
+// Bus opens a [bus.Bus] with cfg on the server's connection, creating every
+// Vigil stream and bucket, and fails the test on error.
+func (s *Server) Bus(tb testing.TB, cfg bus.Config, opts ...bus.Option) *bus.Bus {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := bus.Open(ctx, s.Conn, cfg, opts...)
+	if err != nil {
+		tb.Fatalf("bustest: open bus: %v", err)
+	}
+	return b
+}
+
+// Contains reports the files under the store directory whose bytes contain
+// needle, for tests proving that a value is (or is no longer) at rest.
+func (s *Server) Contains(tb testing.TB, needle []byte) []string {
+	tb.Helper()
+	var hits []string
+	for _, f := range s.Files(tb) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatalf("bustest: read %s: %v", f, err)
+		}
+		if bytes.Contains(data, needle) {
+			hits = append(hits, f)
+		}
+	}
+	return hits
 }
