@@ -59,11 +59,6 @@ type yamlNodeError struct {
 
 func (e yamlNodeError) Error() string { return e.msg }
 
-// ruleFile is the top level of a rule file.
-type ruleFile struct {
-	Rules []ruleSpec `yaml:"rules"`
-}
-
 // ruleSpec is one rule as written.
 type ruleSpec struct {
 	ID          scalar     `yaml:"id"`
@@ -245,6 +240,10 @@ func parseFile(src *source, b []byte) ([]ruleSpec, CompileErrors) {
 			continue
 		}
 		p := n.GetToken().Position
+		if m, ok := n.(*ast.MappingNode); ok && len(m.Values) > 0 {
+			// A mapping's own token is its first value; point at the first key.
+			p = m.Values[0].Key.GetToken().Position
+		}
 		r.line, r.col = p.Line, p.Column
 		specs = append(specs, r)
 	}

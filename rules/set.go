@@ -887,6 +887,9 @@ func (s *Set) Eval(ctx context.Context, m *vigil.Message, c *Context) ([]Match, 
 		if !ok {
 			continue
 		}
+		if err := ctx.Err(); err != nil {
+			return out, fmt.Errorf("eval: %w", err)
+		}
 		r := s.rules[i]
 		fired, err := r.eval(ctx, st)
 		if err != nil {

@@ -48,7 +48,6 @@ func tokenize(text string) []word {
 		if r == tokenOpen {
 			j := strings.IndexRune(text[i+sz:], tokenClose)
 			if j < 0 {
-				i = len(text)
 				break
 			}
 			i += sz + j + utf8.RuneLen(tokenClose)
