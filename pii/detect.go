@@ -1,0 +1,941 @@
+package pii
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/nyaruka/phonenumbers"
+	"github.com/vigilhq/vigil"
+)
+
+// Directory names the people of a conversation, so that their names can be
+// found in its text and values can be attributed to them.
+type Directory struct {
+	// Sender wrote the text; values found in it are attributed to Sender.ID.
+	Sender vigil.Participant
+	// Participants are the other people of the conversation (the sender may
+	// be listed again).
+	Participants []vigil.Participant
+}
+
+// Detector finds personal data in text under one [Policy]. It is safe for
+// concurrent use.
+type Detector struct {
+	pol compiledPolicy
+}
+
+// NewDetector returns a detector for p. An invalid policy (unknown kind,
+// confidence outside [0,1]) returns an error wrapping [ErrInvalidOption].
+func NewDetector(p Policy) (*Detector, error) {
+	c, err := p.compile()
+	if err != nil {
+		return nil, err
+	}
+	return &Detector{pol: c}, nil
+}
+
+// Detect returns the findings in text, ordered by Start and never
+// overlapping. Existing tokens (see [FindTokens]) are skipped. dir supplies
+// the names to look for; the zero Directory finds names only after
+// honorifics.
+func (d *Detector) Detect(text string, dir Directory) []Finding {
+	sc := scanner{s: text, pol: &d.pol}
+	sc.buildDir(&dir)
+	sc.run()
+	return sc.out
+}
+
+// Byte cues: the scanner looks closer only where one of these fires.
+const (
+	cueNone = iota
+	cueDigit
+	cueUpper
+	cueAt
+	cueColon
+	cuePlusParen
+	cueToken
+)
+
+var cues = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = cueDigit
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = cueUpper
+	}
+	t['@'] = cueAt
+	t[':'] = cueColon
+	t['+'] = cuePlusParen
+	t['('] = cuePlusParen
+	t[tokenOpen[0]] = cueToken
+	return t
+}()
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
+func isAlpha(c byte) bool { return isUpper(c) || isLower(c) }
+func isAlnum(c byte) bool { return isDigit(c) || isAlpha(c) }
+func isHex(c byte) bool {
+	return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+// wordBefore reports whether the byte before i continues a word, so that a
+// cue at i is inside a word rather than at its start. A token's closing
+// bracket ends a word.
+func wordBefore(s string, i int) bool {
+	if i == 0 {
+		return false
+	}
+	c := s[i-1]
+	if c < 0x80 {
+		return isAlnum(c) || c == '_'
+	}
+	return !strings.HasSuffix(s[:i], tokenClose)
+}
+
+// wordAfter reports whether the byte at i glues the preceding candidate to
+// more text (letters, digits, '_' or an '@' making it an e-mail local part).
+func wordAfter(s string, i int) bool {
+	if i >= len(s) {
+		return false
+	}
+	c := s[i]
+	if c < 0x80 {
+		return isAlnum(c) || c == '_' || c == '@'
+	}
+	return !strings.HasPrefix(s[i:], tokenOpen)
+}
+
+// skipWord returns the end of the run of word bytes starting at i.
+func skipWord(s string, i int) int {
+	for i < len(s) && (isAlnum(s[i]) || s[i] == '_') {
+		i++
+	}
+	return i
+}
+
+type dirPart struct {
+	word    string
+	subject string
+	person  int
+}
+
+const maxDirParts = 32
+
+type scanner struct {
+	s    string
+	pol  *compiledPolicy
+	out  []Finding
+	last int // end of the last finding: nothing before it is scanned again
+
+	parts  [maxDirParts]dirPart
+	nparts int
+}
+
+func (sc *scanner) buildDir(dir *Directory) {
+	if !sc.pol.enabled[kindIndex(KindName)] {
+		return
+	}
+	person := 0
+	add := func(p *vigil.Participant) {
+		name := p.DisplayName
+		for len(name) > 0 && sc.nparts < maxDirParts {
+			i := strings.IndexByte(name, ' ')
+			w := name
+			if i >= 0 {
+				w, name = name[:i], name[i+1:]
+			} else {
+				name = ""
+			}
+			if len(w) < 2 || !isAlpha(w[0]) || isHonorific(w) || strings.HasPrefix(w, tokenOpen) {
+				continue
+			}
+			sc.parts[sc.nparts] = dirPart{word: w, subject: p.ID, person: person}
+			sc.nparts++
+		}
+		person++
+	}
+	if dir.Sender.DisplayName != "" {
+		add(&dir.Sender)
+	}
+	for i := range dir.Participants {
+		if dir.Participants[i].DisplayName != "" {
+			add(&dir.Participants[i])
+		}
+	}
+}
+
+func (sc *scanner) emit(k Kind, start, end int, conf float64, subject string) bool {
+	if !sc.pol.accepts(k, conf) {
+		return false
+	}
+	sc.out = append(sc.out, Finding{Kind: k, Start: start, End: end, Confidence: conf, Subject: subject})
+	sc.last = end
+	return true
+}
+
+func (sc *scanner) run() {
+	s := sc.s
+	for i := 0; i < len(s); {
+		switch cues[s[i]] {
+		case cueNone:
+			i++
+		case cueDigit:
+			i = sc.digits(i)
+		case cueUpper:
+			i = sc.upper(i)
+		case cueAt:
+			i = sc.at(i)
+		case cueColon:
+			i = sc.colon(i)
+		case cuePlusParen:
+			if i+1 < len(s) && isDigit(s[i+1]) {
+				i = sc.digits(i)
+			} else {
+				i++
+			}
+		case cueToken:
+			if t, ok := parseTokenAt(s, i); ok {
+				i = t.End
+			} else {
+				i++
+			}
+		}
+	}
+}
+
+// ---- keyword context ----
+
+const keywordWindow = 40
+
+var (
+	kwAccount = []string{"account", "acct", "a/c", "policy", "mrn", "medical record", "member id", "member #", "member no", "member number", "patient id", "record number", "record no", "record #"}
+	kwDOB     = []string{"dob", "d.o.b", "born", "birthday", "date of birth", "birth date", "birthdate"}
+	kwSSN     = []string{"ssn", "social security", "social sec", "ss#", "ss #"}
+	kwPhone   = []string{"phone", "call", "tel", "mobile", "cell", "text me", "whatsapp", "fax", "reach me", "ring"}
+	kwOrder   = []string{"order", "invoice", "ref", "ticket", "tracking", "case", "confirmation", "po #", "po#", "sku", "transaction", "txn", "shipment", "conf #", "booking", "reservation", "id #"}
+	kwCard    = []string{"card", "visa", "mastercard", "amex", "cc "}
+)
+
+// kwContext is the lower-cased text just before a candidate, after the last
+// finding.
+type kwContext struct {
+	buf [keywordWindow]byte
+	n   int
+}
+
+func (sc *scanner) contextBefore(start int) *kwContext {
+	c := new(kwContext)
+	from := start - keywordWindow
+	if from < sc.last {
+		from = sc.last
+	}
+	if from < 0 {
+		from = 0
+	}
+	for i := from; i < start; i++ {
+		b := sc.s[i]
+		if isUpper(b) {
+			b += 'a' - 'A'
+		}
+		c.buf[c.n] = b
+		c.n++
+	}
+	return c
+}
+
+// lastIndex returns the position of the last keyword of set in the context,
+// or -1.
+func (c *kwContext) lastIndex(set []string) int {
+	w := string(c.buf[:c.n])
+	best := -1
+	for _, k := range set {
+		if i := strings.LastIndex(w, k); i > best {
+			best = i
+		}
+	}
+	return best
+}
+
+func (c *kwContext) has(set []string) bool { return c.lastIndex(set) >= 0 }
+
+// ---- digit runs: cards, phones, SSNs, IPv4, dates, accounts, addresses ----
+
+const (
+	maxRunDigits = 24
+	maxRunGroups = 8
+	maxRunBytes  = 48
+)
+
+const (
+	sepSpace = 1 << iota
+	sepDash
+	sepDot
+	sepSlash
+	sepParen
+)
+
+type numRun struct {
+	start, end int
+	digits     [maxRunDigits]byte
+	nd         int
+	groups     [maxRunGroups]int // digits per group
+	groupEnd   [maxRunGroups]int // byte offset where each group ends
+	ng         int
+	seps       int
+	sepKind    [maxRunGroups]byte // separator before group i (0 for the first)
+	plus       bool
+	long       bool // too many digits or groups to be anything we look for
+}
+
+// scanRun reads a run of digits with single separators (space, '-', '.',
+// '/', parentheses) starting at i (a digit, '+' or '(').
+func scanRun(s string, i int) numRun {
+	r := numRun{start: i}
+	j := i
+	if s[j] == '+' {
+		r.plus = true
+		j++
+	}
+	inGroup := false
+	for j < len(s) && j-i < maxRunBytes {
+		c := s[j]
+		switch {
+		case isDigit(c):
+			if !inGroup {
+				if r.ng == maxRunGroups {
+					r.long = true
+					r.end = j
+					return r
+				}
+				r.ng++
+				inGroup = true
+			}
+			if r.nd == maxRunDigits {
+				r.long = true
+			} else {
+				r.digits[r.nd] = c
+				r.nd++
+			}
+			r.groups[r.ng-1]++
+			r.groupEnd[r.ng-1] = j + 1
+			j++
+			continue
+		case c == '(' && !inGroup && j+1 < len(s) && isDigit(s[j+1]):
+			r.seps |= sepParen
+			j++
+			continue
+		case c == ')' && inGroup && r.seps&sepParen != 0 && j+1 < len(s) && (s[j+1] == ' ' || s[j+1] == '-' || isDigit(s[j+1])):
+			inGroup = false
+			j++
+			if s[j] == ' ' || s[j] == '-' {
+				if j+1 < len(s) && isDigit(s[j+1]) {
+					j++
+				} else {
+					j--
+					r.end = j
+					return r
+				}
+			}
+			if r.ng < maxRunGroups {
+				r.sepKind[r.ng] = ')'
+			}
+			continue
+		case inGroup && j+1 < len(s) && (c == ' ' || c == '-' || c == '.' || c == '/') && (isDigit(s[j+1]) || (c == ' ' && s[j+1] == '(')):
+			inGroup = false
+			switch c {
+			case ' ':
+				r.seps |= sepSpace
+			case '-':
+				r.seps |= sepDash
+			case '.':
+				r.seps |= sepDot
+			case '/':
+				r.seps |= sepSlash
+			}
+			if r.ng < maxRunGroups {
+				r.sepKind[r.ng] = c
+			}
+			j++
+			continue
+		}
+		break
+	}
+	if r.ng > 0 {
+		r.end = r.groupEnd[r.ng-1]
+	} else {
+		r.end = j
+	}
+	if j-i >= maxRunBytes {
+		r.long = true
+		for r.end < len(s) && isDigit(s[r.end]) {
+			r.end++
+		}
+	}
+	return r
+}
+
+func (r *numRun) sepsOnly(mask int) bool { return r.seps&^mask == 0 }
+
+// uniformSep reports whether every separator of the run is c.
+func (r *numRun) uniformSep(c byte) bool {
+	for g := 1; g < r.ng; g++ {
+		if r.sepKind[g] != c {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *numRun) groupsAre(want ...int) bool {
+	if r.ng != len(want) {
+		return false
+	}
+	for i, w := range want {
+		if r.groups[i] != w {
+			return false
+		}
+	}
+	return true
+}
+
+func (sc *scanner) digits(i int) int {
+	s := sc.s
+	if wordBefore(s, i) {
+		return skipWord(s, i+1)
+	}
+	if s[i] == '+' && i > 0 && (s[i-1] == '+' || isDigit(s[i-1])) {
+		return i + 1
+	}
+	r := scanRun(s, i)
+	if r.ng == 0 {
+		return i + 1
+	}
+	if r.long {
+		return skipWord(s, r.end)
+	}
+	if wordAfter(s, r.end) || (r.end+1 < len(s) && (s[r.end] == '.' || s[r.end] == '-') && isAlnum(s[r.end+1])) {
+		// Glued to a word, an e-mail local part or a longer dotted/dashed
+		// identifier: not a value on its own.
+		return skipWord(s, r.end)
+	}
+	consumed, found := sc.classify(&r)
+	if found || consumed || r.ng == 1 {
+		return r.end
+	}
+	// Nothing in the whole run: the next group may start a value of its own.
+	return r.groupEnd[0]
+}
+
+// classify tries the kinds a digit run can be. consumed reports that the
+// run had the shape of a kind but failed its validation, so its parts are
+// not tried on their own.
+func (sc *scanner) classify(r *numRun) (consumed, found bool) {
+	s := sc.s
+	d := r.digits[:r.nd]
+	var ctx *kwContext
+	getCtx := func() *kwContext {
+		if ctx == nil {
+			ctx = sc.contextBefore(r.start)
+		}
+		return ctx
+	}
+
+	// IPv4: four dotted groups of 1–3 digits.
+	if !r.plus && r.ng == 4 && r.sepsOnly(sepDot) && r.groups[0] <= 3 && r.groups[1] <= 3 && r.groups[2] <= 3 && r.groups[3] <= 3 {
+		if a, err := netip.ParseAddr(s[r.start:r.end]); err == nil && a.Is4() {
+			return true, sc.emit(KindIP, r.start, r.end, 0.9, "")
+		}
+		return true, false
+	}
+
+	// Dates: d/m/y, m/d/y, y-m-d with one kind of separator; a date of birth
+	// only with a keyword before it.
+	if !r.plus && r.ng == 3 && (r.uniformSep('/') || r.uniformSep('-') || r.uniformSep('.')) {
+		g0, g1, g2 := r.groups[0], r.groups[1], r.groups[2]
+		a, b, c := prefixNum(d, g0), prefixNum(d[g0:], g1), prefixNum(d[g0+g1:], g2)
+		isDate := false
+		switch {
+		case g0 == 4 && g1 <= 2 && g2 <= 2:
+			isDate = dateValid(c, b, a, 4)
+		case g0 <= 2 && g1 <= 2 && (g2 == 4 || g2 == 2):
+			isDate = dateValid(a, b, c, g2) || dateValid(b, a, c, g2)
+		}
+		if isDate {
+			if getCtx().has(kwDOB) {
+				return true, sc.emit(KindDOB, r.start, r.end, 0.9, "")
+			}
+			return true, false
+		}
+	}
+
+	// US SSN written 3-2-4.
+	if !r.plus && r.groupsAre(3, 2, 4) && (r.uniformSep('-') || (r.uniformSep(' ') && getCtx().has(kwSSN))) {
+		if ssnValid(d) {
+			conf := 0.9
+			if getCtx().has(kwSSN) {
+				conf = 0.97
+			}
+			if sc.emit(KindSSN, r.start, r.end, conf, "") {
+				return true, true
+			}
+		}
+		if r.uniformSep('-') {
+			return true, false
+		}
+	}
+
+	// Payment cards: 13–19 digits, ungrouped or in card-style groups.
+	if !r.plus && r.nd >= 13 && r.nd <= 19 && r.sepsOnly(sepSpace|sepDash) && cardGrouping(r) {
+		if luhn(d) {
+			conf := 0.55
+			if knownIIN(d) {
+				conf = 0.98
+				if getCtx().has(kwCard) {
+					conf = 0.995
+				}
+			}
+			if sc.emit(KindCard, r.start, r.end, conf, "") {
+				return true, true
+			}
+		}
+		if r.ng > 1 {
+			return true, false
+		}
+	}
+
+	// SSN without dashes: only with an SSN keyword.
+	if !r.plus && r.ng == 1 && r.nd == 9 && getCtx().has(kwSSN) {
+		if ssnValid(d) && sc.emit(KindSSN, r.start, r.end, 0.9, "") {
+			return true, true
+		}
+		return true, false
+	}
+
+	// Account, policy, medical-record numbers: only with a keyword.
+	if !r.plus && r.nd >= 5 && r.sepsOnly(sepSpace|sepDash) && getCtx().has(kwAccount) {
+		if sc.emit(KindAccount, r.start, r.end, 0.85, "") {
+			return true, true
+		}
+	}
+
+	// Phone numbers, confirmed by libphonenumber metadata.
+	if r.nd >= 7 && r.nd <= 15 && r.sepsOnly(sepSpace|sepDash|sepDot|sepParen) {
+		if f, ok := sc.phone(r, getCtx()); ok {
+			return true, f
+		}
+	}
+
+	// Street address: house number, capitalised street name, suffix.
+	if !r.plus && r.ng == 1 && r.nd <= 5 && r.end < len(s) && s[r.end] == ' ' {
+		if end, ok := streetAfter(s, r.end); ok {
+			return true, sc.emit(KindAddress, r.start, end, 0.75, "")
+		}
+	}
+	return false, false
+}
+
+// cardGrouping reports whether a run's groups look like a written card
+// number: one group, groups of four (the last 1–4), or 4-6-5 / 4-6-4.
+func cardGrouping(r *numRun) bool {
+	if r.ng == 1 {
+		return true
+	}
+	if r.groupsAre(4, 6, 5) || r.groupsAre(4, 6, 4) {
+		return true
+	}
+	for g := 0; g < r.ng-1; g++ {
+		if r.groups[g] != 4 {
+			return false
+		}
+	}
+	last := r.groups[r.ng-1]
+	return last >= 1 && last <= 4
+}
+
+// phone validates a phone-number candidate. ok reports that the run was
+// judged (found or rejected for good).
+func (sc *scanner) phone(r *numRun, ctx *kwContext) (found, ok bool) {
+	s := sc.s
+	if r.start > 0 && s[r.start-1] == '#' {
+		return false, false
+	}
+	if o := ctx.lastIndex(kwOrder); o >= 0 && o > ctx.lastIndex(kwPhone) {
+		return false, false
+	}
+	region := sc.pol.region
+	if r.plus {
+		region = ""
+	}
+	num, err := phonenumbers.Parse(s[r.start:r.end], region)
+	if err != nil || !phonenumbers.IsValidNumber(num) {
+		return false, false
+	}
+	conf := 0.7
+	if r.plus || r.ng > 1 || r.seps&sepParen != 0 || ctx.has(kwPhone) {
+		conf = 0.9
+	}
+	return sc.emit(KindPhone, r.start, r.end, conf, ""), true
+}
+
+var streetSuffixes = []string{
+	"St", "Street", "Ave", "Avenue", "Rd", "Road", "Blvd", "Boulevard", "Ln", "Lane",
+	"Dr", "Drive", "Way", "Ct", "Court", "Pl", "Place", "Ter", "Terrace", "Hwy",
+	"Highway", "Pkwy", "Parkway", "Sq", "Square", "Cir", "Circle",
+}
+
+func isStreetSuffix(w string) bool {
+	for _, x := range streetSuffixes {
+		if w == x {
+			return true
+		}
+	}
+	return false
+}
+
+// streetAfter matches " Capitalised Words Suffix[.]" after a house number
+// ending at i and returns the end of the address.
+func streetAfter(s string, i int) (int, bool) {
+	words := 0
+	for words < 5 && i < len(s) && s[i] == ' ' {
+		j := i + 1
+		if j >= len(s) || !(isUpper(s[j]) || isDigit(s[j])) {
+			return 0, false
+		}
+		k := j + 1
+		for k < len(s) && isAlnum(s[k]) {
+			k++
+		}
+		w := s[j:k]
+		if words > 0 && isStreetSuffix(w) {
+			if k < len(s) && s[k] == '.' {
+				k++
+			}
+			// An optional compass direction.
+			if k+2 < len(s) && s[k] == ' ' {
+				m := k + 1
+				n := m
+				for n < len(s) && n-m < 2 && isUpper(s[n]) {
+					n++
+				}
+				switch s[m:n] {
+				case "N", "S", "E", "W", "NE", "NW", "SE", "SW":
+					if n == len(s) || !isAlnum(s[n]) {
+						k = n
+					}
+				}
+			}
+			return k, true
+		}
+		if k < len(s) && !(s[k] == ' ') {
+			return 0, false
+		}
+		words++
+		i = k
+	}
+	return 0, false
+}
+
+// ---- e-mail ----
+
+func isLocalChar(c byte) bool {
+	return isAlnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-' || c == '\''
+}
+
+func (sc *scanner) at(i int) int {
+	s := sc.s
+	k := i
+	for k > sc.last && i-k < 64 && isLocalChar(s[k-1]) {
+		k--
+	}
+	if k > 0 && (isLocalChar(s[k-1]) || wordBefore(s, k)) {
+		// Stopped at the previous finding or the length limit: not a clean
+		// address start.
+		return i + 1
+	}
+	for k < i && (s[k] == '.' || s[k] == '\'') {
+		k++
+	}
+	if k == i {
+		return i + 1
+	}
+	j := i + 1
+	dots, labelStart, lastLabelStart := 0, j, j
+	for j < len(s) && j-i < 255 {
+		c := s[j]
+		if isAlnum(c) || c == '-' {
+			j++
+			continue
+		}
+		if c == '.' && j+1 < len(s) && isAlnum(s[j+1]) && j > labelStart {
+			dots++
+			j++
+			labelStart, lastLabelStart = j, j
+			continue
+		}
+		break
+	}
+	if dots == 0 || wordAfter(s, j) {
+		return i + 1
+	}
+	tld := s[lastLabelStart:j]
+	if len(tld) < 2 {
+		return i + 1
+	}
+	for k := 0; k < len(tld); k++ {
+		if !isAlpha(tld[k]) {
+			return i + 1
+		}
+	}
+	if s[j-1] == '-' {
+		return i + 1
+	}
+	if sc.emit(KindEmail, k, j, 0.99, "") {
+		return j
+	}
+	return i + 1
+}
+
+// ---- IPv6 ----
+
+func (sc *scanner) colon(i int) int {
+	s := sc.s
+	if i+1 >= len(s) || !(isHex(s[i+1]) || s[i+1] == ':') {
+		return i + 1
+	}
+	k := i
+	for k > sc.last && i-k < 40 && (isHex(s[k-1]) || s[k-1] == ':') {
+		k--
+	}
+	if wordBefore(s, k) {
+		return i + 1
+	}
+	j := i + 1
+	for j < len(s) && j-k < 46 && (isHex(s[j]) || s[j] == ':' || (s[j] == '.' && j+1 < len(s) && isDigit(s[j+1]))) {
+		j++
+	}
+	if wordAfter(s, j) || j-k < 6 {
+		return i + 1
+	}
+	cand := s[k:j]
+	if strings.Count(cand, ":") < 2 {
+		return i + 1
+	}
+	a, err := netip.ParseAddr(cand)
+	if err != nil || !a.Is6() {
+		return i + 1
+	}
+	if sc.emit(KindIP, k, j, 0.9, "") {
+		return j
+	}
+	return i + 1
+}
+
+// ---- capitalised words: IBANs, names ----
+
+var honorifics = []string{"Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Prof", "Sir", "Dame"}
+
+func isHonorific(w string) bool {
+	w = strings.TrimSuffix(w, ".")
+	for _, h := range honorifics {
+		if w == h {
+			return true
+		}
+	}
+	return false
+}
+
+// nameWordEnd returns the end of a name word starting at i: letters,
+// apostrophes and inner hyphens, and non-ASCII letters.
+func nameWordEnd(s string, i int) int {
+	j := i
+	for j < len(s) {
+		c := s[j]
+		switch {
+		case isAlpha(c):
+			j++
+		case (c == '\'' || c == '-') && j > i && j+1 < len(s) && isAlpha(s[j+1]):
+			j++
+		case c >= 0x80 && !strings.HasPrefix(s[j:], tokenOpen) && !strings.HasPrefix(s[j:], "\u2019"):
+			j++
+		default:
+			return j
+		}
+	}
+	return j
+}
+
+// gluedAfterName reports whether a word ending at j continues as an e-mail
+// address or identifier (john@…, John.Smith@…, Anna_b).
+func gluedAfterName(s string, j int) bool {
+	if j >= len(s) {
+		return false
+	}
+	c := s[j]
+	if isDigit(c) || c == '@' || c == '_' {
+		return true
+	}
+	return (c == '.' || c == '+' || c == '-') && j+1 < len(s) && isAlnum(s[j+1])
+}
+
+func (sc *scanner) upper(i int) int {
+	s := sc.s
+	if wordBefore(s, i) {
+		return skipWord(s, i+1)
+	}
+	if i+3 < len(s) && isUpper(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
+		if end, ok := sc.iban(i); ok {
+			return end
+		}
+	}
+	j := nameWordEnd(s, i)
+	if j < len(s) && isDigit(s[j]) || (j < len(s) && s[j] == '-' && j+1 < len(s) && isDigit(s[j+1])) {
+		// Letters then digits: an alphanumeric account number (PLC-8842195).
+		return sc.alnumAccount(i)
+	}
+	if gluedAfterName(s, j) {
+		return j
+	}
+	w := s[i:j]
+	if isHonorific(w) {
+		return sc.honorific(i, j)
+	}
+	if sc.nparts > 0 {
+		if end, ok := sc.dirName(i, j); ok {
+			return end
+		}
+	}
+	return j
+}
+
+// honorific handles "Mr Smith", "Dr. Anna Lee": the name after the
+// honorific becomes a finding (the honorific stays as context).
+func (sc *scanner) honorific(i, j int) int {
+	s := sc.s
+	k := j
+	if k < len(s) && s[k] == '.' {
+		k++
+	}
+	if k+1 >= len(s) || s[k] != ' ' || !isUpper(s[k+1]) {
+		return j
+	}
+	start := k + 1
+	end := nameWordEnd(s, start)
+	if end-start < 2 || gluedAfterName(s, end) {
+		return j
+	}
+	// An optional second capitalised word (surname).
+	if end+2 < len(s) && s[end] == ' ' && isUpper(s[end+1]) {
+		e2 := nameWordEnd(s, end+1)
+		if e2-end-1 >= 2 && !gluedAfterName(s, e2) && !isStopWord(s[end+1:e2]) {
+			end = e2
+		}
+	}
+	conf, subject := 0.85, ""
+	if p, ok := sc.matchPart(s[start:nameWordEnd(s, start)]); ok {
+		conf, subject = 0.95, p.subject
+	}
+	if sc.emit(KindName, start, end, conf, subject) {
+		return end
+	}
+	return j
+}
+
+var stopWords = []string{"The", "And", "But", "Or", "If", "I", "We", "You", "He", "She", "They", "It", "Is", "Are", "Was", "Will", "Can", "Please", "Thanks", "Thank", "Hi", "Hello", "Yes", "No", "Ok", "OK", "So", "Re", "On", "In", "At", "To", "For", "From"}
+
+func isStopWord(w string) bool {
+	for _, x := range stopWords {
+		if w == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (sc *scanner) matchPart(w string) (*dirPart, bool) {
+	for p := 0; p < sc.nparts; p++ {
+		part := &sc.parts[p]
+		if len(part.word) == len(w) && strings.EqualFold(part.word, w) {
+			return part, true
+		}
+	}
+	return nil, false
+}
+
+// dirName matches directory names at the capitalised word s[i:j],
+// extending over following words of the same person ("Anna Lee").
+func (sc *scanner) dirName(i, j int) (int, bool) {
+	s := sc.s
+	p, ok := sc.matchPart(s[i:j])
+	if !ok {
+		return 0, false
+	}
+	end, words := j, 1
+	for end+1 < len(s) && s[end] == ' ' && isUpper(s[end+1]) {
+		e2 := nameWordEnd(s, end+1)
+		q, ok := sc.matchPart(s[end+1 : e2])
+		if !ok || q.person != p.person || gluedAfterName(s, e2) {
+			break
+		}
+		end = e2
+		words++
+	}
+	conf := 0.85
+	if words > 1 {
+		conf = 0.95
+	}
+	return end, sc.emit(KindName, i, end, conf, p.subject)
+}
+
+// alnumAccount handles letter-prefixed numbers (AB1234567, PLC-88421953):
+// account/policy/record numbers, only with a keyword before them.
+func (sc *scanner) alnumAccount(i int) int {
+	s := sc.s
+	j := i
+	for j < len(s) && j-i < 4 && isUpper(s[j]) {
+		j++
+	}
+	if j < len(s) && s[j] == '-' {
+		j++
+	}
+	d := j
+	for j < len(s) && isDigit(s[j]) {
+		j++
+	}
+	if j-d < 5 || wordAfter(s, j) {
+		return skipWord(s, i)
+	}
+	if sc.contextBefore(i).has(kwAccount) && sc.emit(KindAccount, i, j, 0.85, "") {
+		return j
+	}
+	return j
+}
+
+// iban matches an IBAN starting at i, compact or in groups of four.
+func (sc *scanner) iban(i int) (int, bool) {
+	s := sc.s
+	want, ok := ibanLengths[s[i:i+2]]
+	if !ok {
+		return 0, false
+	}
+	var buf [34]byte
+	n, j := 0, i
+	for j < len(s) && n < want {
+		c := s[j]
+		switch {
+		case isDigit(c) || isUpper(c):
+			buf[n] = c
+			n++
+			j++
+		case c == ' ' && n%4 == 0 && n > 0 && j+1 < len(s) && (isDigit(s[j+1]) || isUpper(s[j+1])):
+			j++
+		default:
+			return 0, false
+		}
+	}
+	if n != want || wordAfter(s, j) || !ibanValid(buf[:n]) {
+		return 0, false
+	}
+	return j, sc.emit(KindIBAN, i, j, 0.99, "")
+}
