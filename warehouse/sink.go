@@ -65,9 +65,11 @@ type Sink struct {
 	log  *slog.Logger
 	m    *SinkMetrics
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	started bool
+	stop    chan struct{}      // closed by Close: finish the batch in hand, fetch no more
+	abort   context.CancelFunc // cancels in-flight inserts when Close's ctx expires
+	wg      sync.WaitGroup
 }
 
 // NewSink returns a sink writing to conn; [Sink.Start] runs it.
@@ -112,7 +114,7 @@ func NewSink(b *bus.Bus, conn driver.Conn, cfg SinkConfig) (*Sink, error) {
 func (s *Sink) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cancel != nil {
+	if s.started {
 		return errors.New("sink already started")
 	}
 	type job struct {
@@ -129,8 +131,8 @@ func (s *Sink) Start(ctx context.Context) error {
 		jobs = append(jobs, job{stream, cons})
 	}
 	// The writers outlive the start-up ctx: Close stops them.
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel = cancel
+	runCtx, abort := context.WithCancel(context.WithoutCancel(ctx))
+	s.started, s.stop, s.abort = true, make(chan struct{}), abort
 	for _, j := range jobs {
 		s.wg.Add(1)
 		go func() {
@@ -147,25 +149,46 @@ func (s *Sink) Start(ctx context.Context) error {
 // absorb the repeat.
 func (s *Sink) Close(ctx context.Context) error {
 	s.mu.Lock()
-	cancel := s.cancel
-	s.mu.Unlock()
-	if cancel == nil {
+	if !s.started || s.stop == nil {
+		s.mu.Unlock()
 		return nil
 	}
-	cancel()
+	close(s.stop)
+	s.stop = nil
+	abort := s.abort
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		abort()
 		return nil
 	case <-ctx.Done():
+		// Give up on the batch in flight; its messages are nak'ed or
+		// redelivered after AckWait, and deduplication absorbs a repeat.
+		abort()
+		<-done
 		return fmt.Errorf("close sink: %w", ctx.Err())
+	}
+}
+
+func (s *Sink) stopping(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
 	}
 }
 
 func (s *Sink) run(ctx context.Context, stream string, cons jetstream.Consumer) {
 	log := s.log.With("stream", stream)
-	for ctx.Err() == nil {
+	s.mu.Lock()
+	stop := s.stop
+	s.mu.Unlock()
+	// A fetch is bounded by FlushInterval and not interrupted: cutting it
+	// short would strand the messages it pulled until AckWait expires.
+	for !s.stopping(stop) && ctx.Err() == nil {
 		batch, err := cons.Fetch(s.cfg.BatchRows, jetstream.FetchMaxWait(s.cfg.FlushInterval))
 		if err != nil {
 			if ctx.Err() != nil {
@@ -227,6 +250,10 @@ func (s *Sink) write(ctx context.Context, log *slog.Logger, stream string, msgs 
 			lastProgress = time.Now()
 		}
 		if !sleep(ctx, backoff) {
+			// Aborted: hand the batch back for immediate redelivery.
+			for _, m := range rows.msgs {
+				_ = m.Nak()
+			}
 			return
 		}
 		backoff = min(2*backoff, s.cfg.MaxRetryBackoff)
