@@ -248,7 +248,7 @@ func (e costEstimator) EstimateCallCost(fn, _ string, _ *checker.AstNode, args [
 		}
 		return estStringRunes
 	}
-	words := func(n checker.AstNode) uint64 { return size(n)/4 + 1 }
+	words := func(n checker.AstNode) uint64 { return size(n)/8 + 1 }
 	var c uint64
 	switch fn {
 	case fnHasPhrase:
@@ -281,13 +281,13 @@ func (actualCost) CallCost(fn, _ string, args []ref.Val, _ ref.Val) *uint64 {
 	var c uint64
 	switch fn {
 	case fnHasPhrase, fnNear:
-		c = textLen(1)/16 + 1
+		c = textLen(1)/8 + 1
 	case fnContainsAny:
 		n := uint64(1)
 		if l, ok := args[2].(traits.Lister); ok {
 			n = uint64(max(int64(l.Size().(types.Int)), 1))
 		}
-		c = (textLen(1)/16 + 1) * n
+		c = (textLen(1)/8 + 1) * n
 	case fnMatchesRE:
 		c = textLen(1)/4 + 1
 	default:

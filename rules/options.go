@@ -6,10 +6,10 @@ import "fmt"
 const (
 	// DefaultMaxEstimatedCost is the highest worst-case cost, as estimated
 	// by the CEL checker, that a rule may have at load.
-	DefaultMaxEstimatedCost = 1_000_000
+	DefaultMaxEstimatedCost = 5_000_000
 	// DefaultCostLimit stops one rule evaluation that exceeds this actual
 	// cost at run time.
-	DefaultCostLimit = 1_000_000
+	DefaultCostLimit = 5_000_000
 	// DefaultInterruptCheckFrequency is how many comprehension iterations
 	// run between checks of the context's cancellation.
 	DefaultInterruptCheckFrequency = 100
