@@ -100,7 +100,7 @@ func parseRequest(params url.Values, method string, body []byte) (*request, erro
 	if err != nil {
 		return nil, err
 	}
-	if r.Readonly && r.Stmt.Kind != kindRead {
+	if r.Readonly && (r.Stmt.Kind == kindInsert || r.Stmt.Kind == kindWrite || r.Stmt.Kind == kindUse) {
 		return nil, newException(codeReadonly, "Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. You should use method POST for modifying queries")
 	}
 	switch {

@@ -9,8 +9,9 @@ import (
 type stmtKind int
 
 const (
-	kindOther  stmtKind = iota // DDL, ALTER, OPTIMIZE, DELETE, …
+	kindOther  stmtKind = iota // not recognised: left to the engine
 	kindRead                   // SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN
+	kindWrite                  // DDL, ALTER, OPTIMIZE, DELETE, TRUNCATE, SYSTEM, …
 	kindInsert                 // INSERT … (with inline data or … SELECT)
 	kindSet                    // SET: changes session state
 	kindUse                    // USE: changes the current database
@@ -201,6 +202,14 @@ var readKeywords = map[string]bool{
 	"EXISTS": true, "EXPLAIN": true, "CHECK": true,
 }
 
+var writeKeywords = map[string]bool{
+	"CREATE": true, "DROP": true, "ALTER": true, "DELETE": true, "UPDATE": true,
+	"TRUNCATE": true, "OPTIMIZE": true, "RENAME": true, "EXCHANGE": true,
+	"ATTACH": true, "DETACH": true, "UNDROP": true, "SYSTEM": true, "KILL": true,
+	"GRANT": true, "REVOKE": true, "BACKUP": true, "RESTORE": true, "REPLACE": true,
+	"MOVE": true,
+}
+
 // parseStatement splits text into one statement and its inline data. It
 // returns a SYNTAX_ERROR [*Exception] for an empty text and for more than one
 // statement, as ClickHouse's HTTP interface does ("Multi-statements are not
@@ -220,6 +229,8 @@ func parseStatement(text []byte) (statement, error) {
 		st.Kind = kindRead
 	case kw == "INSERT":
 		st.Kind = kindInsert
+	case writeKeywords[kw]:
+		st.Kind = kindWrite
 	case kw == "SET":
 		st.Kind = kindSet
 	case kw == "USE":
@@ -248,9 +259,7 @@ func parseStatement(text []byte) (statement, error) {
 			end = t.start
 			rest := l.next()
 			if rest.kind != tokEOF {
-				return st, newException(codeSyntaxError,
-					"Syntax error (Multi-statements are not allowed): failed at position %d (end of query): %s",
-					t.start+1, truncate(string(text[t.start:]), 64))
+				return st, multiStatement(text, t.start)
 			}
 			st.SQL = strings.TrimSpace(string(text[:end]))
 			return st, nil
@@ -266,7 +275,11 @@ func parseStatement(text []byte) (statement, error) {
 				st.SQL = strings.TrimSpace(string(text[:t.start]))
 				st.Format = "Values"
 				st.HasData = true
-				st.Data = text[t.end:]
+				end, err := valuesEnd(l, text)
+				if err != nil {
+					return st, err
+				}
+				st.Data = text[t.end:end]
 				return st, nil
 			}
 			if kw != "FORMAT" {
@@ -294,6 +307,39 @@ func parseStatement(text []byte) (statement, error) {
 			l.pos = save
 		}
 	}
+}
+
+// valuesEnd scans VALUES data (SQL literals) from the lexer position to its
+// end: the end of text or a top-level ';' after which only blanks follow.
+func valuesEnd(l *lexer, text []byte) (int, error) {
+	depth := 0
+	for {
+		t := l.next()
+		switch t.kind {
+		case tokEOF:
+			return len(text), nil
+		case tokOpen:
+			depth++
+		case tokClose:
+			if depth > 0 {
+				depth--
+			}
+		case tokSemicolon:
+			if depth > 0 {
+				continue
+			}
+			if l.next().kind != tokEOF {
+				return 0, multiStatement(text, t.start)
+			}
+			return t.start, nil
+		}
+	}
+}
+
+func multiStatement(text []byte, at int) error {
+	return newException(codeSyntaxError,
+		"Syntax error (Multi-statements are not allowed): failed at position %d (end of query): %s",
+		at+1, truncate(string(text[at:]), 64))
 }
 
 // dataStart returns where INSERT data begins after the format name ending at
