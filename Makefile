@@ -20,7 +20,7 @@ build: ## Build bin/vigil.
 	go build -o $(BIN) ./cmd/vigil
 
 run: deps build ## Start vigil dev (embedded NATS + ClickHouse) with a gentle sample.
-	$(BIN) dev --data $(DATA) --sample
+	$(BIN) dev --data $(DATA)
 
 test: deps ## Unit, integration and conformance tests with -race, and the rule packs.
 	go test -race -count=1 -timeout $(TEST_TIMEOUT) ./...

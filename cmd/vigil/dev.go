@@ -2,20 +2,199 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/vigilhq/vigil/bus"
+	"github.com/vigilhq/vigil/warehouse"
+	"github.com/vigilhq/vigil/warehouse/chlocal"
 )
 
-const devUsage = `Run Vigil with everything embedded: NATS JetStream and ClickHouse (chDB).
+// Defaults of `vigil dev`, quoted in its --help.
+const (
+	DefaultDataDir        = "./data"
+	DefaultHTTPAddr       = ":8080"
+	DefaultNATSPort       = 4222
+	DefaultClickHouseHTTP = "127.0.0.1:8123"
+	DefaultShutdownGrace  = 20 * time.Second
+)
+
+const devUsage = `Run Vigil with everything embedded: NATS JetStream and ClickHouse (chDB)
+in one process, on one data directory. For a laptop, a demo or CI; production
+uses 'vigil serve' against a NATS cluster and a ClickHouse server.
 
 Usage:
   vigil dev [flags]
+
+Serves:
+  --http            /healthz, /readyz, /metrics and the ingest API (/v1/...)
+  --nats-port       NATS clients (nats pub, platforms on NATS)
+  --clickhouse-http ClickHouse's HTTP interface (curl, clickhouse-go, BI tools)
+
+Every flag can also be set as VIGIL_<FLAG> (e.g. VIGIL_DATA=/var/lib/vigil) or
+as a snake_case key in the --config YAML file. Precedence: flag > env > file.
+
+The first SIGINT/SIGTERM drains and exits 0; a second one aborts.
+
+Exit codes:
+  0  clean shutdown
+  1  start-up failed (the error says why and what to do)
+  2  bad flags
 `
 
+type devFlags struct {
+	config         string
+	data           string
+	http           string
+	natsPort       int
+	clickhouseHTTP string
+	chdbLib        string
+	syncInterval   string
+	logLevel       string
+}
+
+func (f *devFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.config, "config", "", "YAML config file (keys are flag names in snake_case).")
+	fs.StringVar(&f.data, "data", DefaultDataDir, "Data directory for the NATS store and the ClickHouse tables.")
+	fs.StringVar(&f.http, "http", DefaultHTTPAddr, "Address of the HTTP API, health and metrics.")
+	fs.IntVar(&f.natsPort, "nats-port", DefaultNATSPort, "Port of the embedded NATS server (-1 picks a free one).")
+	fs.StringVar(&f.clickhouseHTTP, "clickhouse-http", DefaultClickHouseHTTP, "Address (or port) of the embedded ClickHouse HTTP interface.")
+	fs.StringVar(&f.chdbLib, "chdb-lib", "", "Path to libchdb.so. Default: $VIGIL_CHDB_LIB or the `make deps` cache ("+chlocal.DefaultLibPath()+").")
+	fs.StringVar(&f.syncInterval, "sync-interval", "always", "JetStream fsync policy: 'always' (every write, compliance grade) or a duration such as 2m (faster; a power loss can lose acked messages).")
+	fs.StringVar(&f.logLevel, "log-level", "info", "Log level: debug, info, warn, error.")
+}
+
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f devFlags
 	fs := flagSet("dev", devUsage, stdout)
+	f.register(fs)
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "Error: unexpected argument %q\nTry: vigil dev --help\n", fs.Arg(0))
+		return exitUsage
+	}
+	if _, err := applyConfig(fs, os.LookupEnv); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\nTry: vigil dev --help\n", err)
+		return exitUsage
+	}
+	logger, err := newLogger(stderr, f.logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitUsage
+	}
+	sync, err := parseSyncInterval(f.syncInterval)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: --sync-interval: %v\n", err)
+		return exitUsage
+	}
+	chAddr := f.clickhouseHTTP
+	if _, err := strconv.Atoi(chAddr); err == nil {
+		chAddr = "127.0.0.1:" + chAddr
+	}
+
+	lock, err := lockDataDir(f.data)
+	if err != nil {
+		return fail(stderr, err, "stop the other 'vigil dev' or pass another --data directory")
+	}
+	defer lock.release()
+
+	a := newApp(logger)
+	defer a.close(context.WithoutCancel(ctx))
+
+	nats, err := bus.StartEmbedded(ctx, bus.EmbeddedConfig{
+		DataDir:      filepath.Join(f.data, "nats"),
+		Host:         "127.0.0.1",
+		Port:         f.natsPort,
+		SyncInterval: sync,
+		Logger:       logger,
+	})
+	if err != nil {
+		return fail(stderr, fmt.Errorf("start embedded NATS: %w", err), "pass another --nats-port, or check the data directory")
+	}
+	a.onClose(func(ctx context.Context) { _ = nats.Shutdown(ctx) })
+	if err := a.openBus(ctx, nats.ClientURL(), bus.Config{}, bus.ConnectOptions{Name: "vigil dev"}); err != nil {
+		return fail(stderr, err, "")
+	}
+
+	engine, err := chlocal.Open(ctx, chlocal.Config{
+		LibPath:    f.chdbLib,
+		DataDir:    filepath.Join(f.data, "clickhouse"),
+		Logger:     logger,
+		Registerer: a.reg,
+	})
+	if err != nil {
+		hint := ""
+		if errors.Is(err, chlocal.ErrLibraryNotFound) || errors.Is(err, chlocal.ErrLibraryInvalid) {
+			hint = "make deps (or run 'vigil serve --clickhouse clickhouse://…' against a ClickHouse server)"
+		}
+		return fail(stderr, fmt.Errorf("start embedded ClickHouse: %w", err), hint)
+	}
+	a.onClose(func(ctx context.Context) { _ = engine.Close(ctx) })
+	chSrv, err := engine.Serve(ctx, chAddr)
+	if err != nil {
+		return fail(stderr, fmt.Errorf("serve ClickHouse HTTP interface on %s: %w", chAddr, err), "pass another --clickhouse-http address")
+	}
+	a.onClose(func(ctx context.Context) { _ = chSrv.Close(ctx) })
+	if err := a.openWarehouse(ctx, chSrv.Addr(), warehouse.SchemaOptions{}); err != nil {
+		return fail(stderr, err, "")
+	}
+
+	ln, err := net.Listen("tcp", f.http)
+	if err != nil {
+		return fail(stderr, fmt.Errorf("listen on %s: %w", f.http, err), "pass another --http address")
+	}
+	a.serveHTTP(ln)
+
+	logger.Warn("vigil dev runs without authentication: any client may write any tenant; use 'vigil serve' with tokens in production")
+	logger.Info("vigil dev started",
+		"http", ln.Addr().String(),
+		"nats", nats.ClientURL(),
+		"clickhouse_http", "http://"+chSrv.Addr(),
+		"data", f.data,
+		"clickhouse_version", engine.Version())
+	fmt.Fprintf(stderr, "\nVigil is up.\n  curl %s/readyz\n  curl 'http://%s/?query=SELECT+version()'\n\n", httpURL(ln.Addr()), chSrv.Addr())
+
 	<-ctx.Done()
+	logger.Info("draining", "grace", DefaultShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultShutdownGrace)
+	defer cancel()
+	a.shutdown(sctx)
+	logger.Info("stopped")
 	return exitOK
+}
+
+func httpURL(addr net.Addr) string {
+	if ta, ok := addr.(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+		return fmt.Sprintf("http://localhost:%d", ta.Port)
+	}
+	return "http://" + addr.String()
+}
+
+func parseSyncInterval(s string) (time.Duration, error) {
+	if s == "always" {
+		return bus.SyncAlways, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("want 'always' or a positive duration such as 2m (got %q)", s)
+	}
+	return d, nil
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: want debug, info, warn or error (got %q)", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }

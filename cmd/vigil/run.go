@@ -29,6 +29,7 @@ type command struct {
 // commands lists every subcommand; `vigil --help` prints them in this order.
 var commands = []command{
 	{name: "dev", synopsis: "run everything embedded (NATS, ClickHouse) on a laptop", run: runDev},
+	{name: "serve", synopsis: "run against an external NATS cluster and ClickHouse (production)", run: runServe},
 	{name: "report", synopsis: "run an auditor report (verdicts, coverage, exports…)", run: runReport},
 	{name: "version", synopsis: "print the version", run: runVersion},
 }

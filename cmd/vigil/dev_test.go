@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// TestMain re-executes the test binary as `vigil` when VIGIL_TEST_MAIN is
+// set, so CLI tests run the real command in a child process (promtool's
+// main_test.go pattern).
+func TestMain(m *testing.M) {
+	if os.Getenv("VIGIL_TEST_MAIN") == "1" {
+		ctx, stop := signalContext()
+		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// vigilProc is a `vigil` child process with its stderr captured.
+type vigilProc struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	lines  chan string
+	done   chan struct{}
+	code   int
+}
+
+func startVigil(t *testing.T, args ...string) *vigilProc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "VIGIL_TEST_MAIN=1")
+	pr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &vigilProc{cmd: cmd, lines: make(chan string, 1024), done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.stderr.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			select {
+			case p.lines <- sc.Text():
+			default:
+			}
+		}
+		err := cmd.Wait()
+		p.code = cmd.ProcessState.ExitCode()
+		_ = err
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func (p *vigilProc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+// waitLine returns the first stderr line matching re.
+func (p *vigilProc) waitLine(t *testing.T, re *regexp.Regexp, within time.Duration) []string {
+	t.Helper()
+	timer := time.NewTimer(within)
+	defer timer.Stop()
+	for {
+		select {
+		case l := <-p.lines:
+			if m := re.FindStringSubmatch(l); m != nil {
+				return m
+			}
+		case <-p.done:
+			t.Fatalf("vigil exited with %d before logging %s:\n%s", p.code, re, p.output())
+		case <-timer.C:
+			t.Fatalf("no line matching %s within %v:\n%s", re, within, p.output())
+		}
+	}
+}
+
+func (p *vigilProc) wait(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.code
+	case <-time.After(within):
+		t.Fatalf("vigil still running after %v:\n%s", within, p.output())
+	}
+	return -1
+}
+
+var startedRE = regexp.MustCompile(`msg="vigil dev started" http=(\S+) nats=(\S+) clickhouse_http=(\S+)`)
+
+func TestDevEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the embedded engines")
+	}
+	data := t.TempDir()
+	p := startVigil(t, "dev", "--data", data, "--http", "127.0.0.1:0", "--nats-port", "-1", "--clickhouse-http", "127.0.0.1:0")
+	m := p.waitLine(t, startedRE, 3*time.Minute)
+	httpAddr, natsURL, chURL := m[1], m[2], m[3]
+
+	// readyz: NATS streams and ClickHouse are up.
+	resp, err := http.Get("http://" + httpAddr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready struct {
+		Ready  bool              `json:"ready"`
+		Checks map[string]string `json:"checks"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&ready)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !ready.Ready {
+		t.Fatalf("readyz = %d %+v, want 200 ready", resp.StatusCode, ready)
+	}
+
+	// The ClickHouse HTTP interface answers a 26.x version, as curl sees it.
+	resp, err = http.Get(chURL + "/?query=" + url.QueryEscape("SELECT version()"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "26.") {
+		t.Fatalf("SELECT version() = %d %q, want 200 and 26.x", resp.StatusCode, body)
+	}
+	// Migrations ran: the archive table exists.
+	resp, err = http.Get(chURL + "/?query=" + url.QueryEscape("SELECT count() FROM vigil.schema_migrations"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) == "0" {
+		t.Fatalf("schema_migrations = %d %q, want applied migrations", resp.StatusCode, body)
+	}
+
+	// A plain NATS client can publish to the embedded server.
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatalf("nats client: %v", err)
+	}
+	sub, err := nc.SubscribeSync("hello.vigil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Publish("hello.vigil", []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("round trip through embedded NATS: %v", err)
+	}
+	nc.Close()
+
+	// metrics are exposed.
+	resp, err = http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(body, []byte("go_goroutines")) {
+		t.Errorf("/metrics lacks go_goroutines")
+	}
+
+	// A second vigil dev on the same data directory is refused clearly.
+	p2 := startVigil(t, "dev", "--data", data, "--http", "127.0.0.1:0", "--nats-port", "-1", "--clickhouse-http", "127.0.0.1:0")
+	if code := p2.wait(t, time.Minute); code != exitFailure {
+		t.Errorf("second vigil dev exit code = %d, want %d", code, exitFailure)
+	}
+	if out := p2.output(); !strings.Contains(out, "in use by another vigil") || !strings.Contains(out, "Try:") {
+		t.Errorf("second vigil dev stderr = %q, want a clear data-directory-in-use error with a hint", out)
+	}
+
+	// SIGTERM drains and exits 0.
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, time.Minute); code != exitOK {
+		t.Fatalf("exit code after SIGTERM = %d, want 0:\n%s", code, p.output())
+	}
+	if !strings.Contains(p.output(), "stopped") {
+		t.Errorf("no 'stopped' log line after SIGTERM")
+	}
+}
+
+func TestDevMissingLibrary(t *testing.T) {
+	p := startVigil(t, "dev", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--nats-port", "-1",
+		"--clickhouse-http", "127.0.0.1:0", "--chdb-lib", "/nonexistent/libchdb.so")
+	if code := p.wait(t, time.Minute); code != exitFailure {
+		t.Errorf("exit code = %d, want %d", code, exitFailure)
+	}
+	out := p.output()
+	if !strings.Contains(out, "Error:") || !strings.Contains(out, "make deps") || strings.Contains(out, "panic") {
+		t.Errorf("stderr = %q, want an Error: line naming make deps and no panic", out)
+	}
+}
