@@ -26,20 +26,27 @@
 //
 // # Attribution policy
 //
-// Values found in a message's text are attributed to the sender. A name that
-// matched a participant of the directory is also attributed to that
-// participant. Display names are attributed to their participant. A value is
-// stored once per attributed subject, each copy under that subject's key.
+// Values found in a message's text are attributed to the sender, except
+// names that matched a participant of the [Directory]: those are that
+// participant's data and are attributed to the participant only, so that a
+// sender's erasure does not destroy a colleague's name in every message.
+// Names found after an honorific (not in the directory) go to the sender.
+// Display names are attributed to their participant. A value written by
+// several senders is linked to each of them and stored once per subject,
+// each copy under that subject's key.
 //
 // # Erasure policy
 //
-// A value is readable only while none of its subjects is shredded or
-// restricted. Shredding a subject writes a tombstone (no key material),
-// overwrites every stored copy of that subject's tokens (also the copies held
-// for other subjects) and then its wrapped key. Values attributed to a
-// shredded subject are still tokenized afterwards — the same token, so old
-// and new messages stay linked — but are never stored again, so replaying or
-// re-ingesting old messages cannot bring the person back.
+// A value is readable only while none of its linked subjects is shredded or
+// restricted: tokens are per value, so a value cannot stay readable in one
+// message and not in another, and erasure errs on the side of the person
+// (a shared e-mail address dies with either subject). Shredding a subject
+// writes a tombstone (no key material), overwrites on disk every stored copy
+// of that subject's tokens (also copies held for other subjects) and then
+// its wrapped key. Values attributed to a shredded subject are still
+// tokenized afterwards — the same token, so old and new messages stay
+// linked — but are never stored again, so replaying or re-ingesting old
+// messages cannot bring the person back.
 //
 // Nothing in this package logs or returns detected values in errors: errors
 // and logs carry kinds, counts, token ids and hashed subject ids only.

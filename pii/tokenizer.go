@@ -139,11 +139,13 @@ func (t *Tokenizer) replace(det *Detector, key []byte, text string, fs []Finding
 		sb.WriteString(text[prev:f.Start])
 		sb.WriteString(formatToken(f.Kind, id))
 		prev = f.End
-		subjects := []string{dir.Sender.ID}
-		if f.Subject != "" && f.Subject != dir.Sender.ID {
-			subjects = append(subjects, f.Subject)
+		// A directory name belongs to its participant; everything else to
+		// the sender (see the package documentation).
+		subject := dir.Sender.ID
+		if f.Subject != "" {
+			subject = f.Subject
 		}
-		b.add(f.Kind, id, raw, subjects...)
+		b.add(f.Kind, id, raw, subject)
 		if b.counts == nil {
 			b.counts = map[string]int{}
 		}
@@ -154,8 +156,8 @@ func (t *Tokenizer) replace(det *Detector, key []byte, text string, fs []Finding
 }
 
 // Tokenize replaces the personal data in text with tokens and stores the
-// originals, attributed to dir.Sender.ID (and to the matched participant for
-// names), before returning. The findings' spans refer to text. A text with
+// originals, attributed to dir.Sender.ID (names from the directory to their
+// participant), before returning. The findings' spans refer to text. A text with
 // findings but no sender id returns [ErrNoSubject].
 func (t *Tokenizer) Tokenize(ctx context.Context, tenant, text string, dir Directory) (string, []Finding, error) {
 	det := t.detector(tenant)

@@ -282,8 +282,10 @@ func (v *Vault) store(ctx context.Context, tenant, t string, tk []byte, e *Entry
 	return nil
 }
 
-func valueAAD(t, ts, sh string) []byte { return []byte("vigil/pii/value/v1\x00" + t + "\x00" + ts + "\x00" + sh) }
-func keyAAD(t, sh string) []byte      { return []byte("vigil/pii/subject-key/v1\x00" + t + "\x00" + sh) }
+func valueAAD(t, ts, sh string) []byte {
+	return []byte("vigil/pii/value/v1\x00" + t + "\x00" + ts + "\x00" + sh)
+}
+func keyAAD(t, sh string) []byte { return []byte("vigil/pii/subject-key/v1\x00" + t + "\x00" + sh) }
 
 // seal encrypts with AES-256-GCM: version byte, 12-byte nonce, ciphertext.
 func seal(key, plain, aad []byte) ([]byte, error) {
@@ -627,8 +629,14 @@ func (v *Vault) Shred(ctx context.Context, tenant, subject string) error {
 			}
 		}
 	}
-	if err := v.deleter.SecureDeleteKey(ctx, v.kv, join(prefixKey, t, sh)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("shred %s: delete key: %w", sh, err)
+	keyName := join(prefixKey, t, sh)
+	// History, not Get: a key deleted without overwrite still has bytes.
+	if _, err := v.kv.History(ctx, keyName); err == nil {
+		if err := v.deleter.SecureDeleteKey(ctx, v.kv, keyName); err != nil {
+			return fmt.Errorf("shred %s: delete key: %w", sh, err)
+		}
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("shred %s: read key: %w", sh, err)
 	}
 	if v.metrics != nil {
 		v.metrics.Shreds.Inc()
