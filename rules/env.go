@@ -202,7 +202,9 @@ func newEnv(c *textCache) (*cel.Env, error) {
 					n, ok := v.(types.Int)
 					return types.Bool(ok && n > 0)
 				}))),
-		cel.CostEstimatorOptions(),
+		// Keep the macro calls as written so `vigil rules explain` can print
+		// sub-expressions the way the author wrote them.
+		cel.EnableMacroCallTracking(),
 	)
 }
 

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
+
+	"github.com/vigilhq/vigil"
 )
 
 // MaxFileBytes bounds one rule file; larger files are rejected unparsed.
@@ -328,4 +331,47 @@ func (m exprMap) position(off int) (line, col int) {
 		seg = s
 	}
 	return seg.line, seg.col + off - seg.off
+}
+
+// exampleSpec is a message and its context in the inline-test format.
+type exampleSpec struct {
+	Message           messageSpec    `yaml:"message"`
+	Context           []messageSpec  `yaml:"context"`
+	Window            string         `yaml:"window"`
+	ParticipantCounts map[string]int `yaml:"participant_counts"`
+	RiskScore         float64        `yaml:"risk_score"`
+}
+
+// ParseExample reads a message and its conversation context written as an
+// inline test case is (YAML or JSON): `message`, `context`, `window`,
+// `participant_counts`, `risk_score`. `vigil rules explain` reads its
+// --message file with it. Unknown keys are errors.
+func ParseExample(b []byte) (*vigil.Message, *Context, error) {
+	var ex exampleSpec
+	if err := yaml.UnmarshalWithOptions(b, &ex, yaml.Strict()); err != nil {
+		var ye yaml.Error
+		if errors.As(err, &ye) && ye.GetToken() != nil {
+			p := ye.GetToken().Position
+			return nil, nil, fmt.Errorf("parse example: %d:%d: %s", p.Line, p.Column, ye.GetMessage())
+		}
+		return nil, nil, fmt.Errorf("parse example: %s", firstLine(err.Error()))
+	}
+	m, err := ex.Message.message()
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse example: message: %w", err)
+	}
+	c := &Context{ParticipantCounts: ex.ParticipantCounts, RiskScore: ex.RiskScore}
+	for i, cm := range ex.Context {
+		msg, err := cm.message()
+		if err != nil {
+			return nil, nil, fmt.Errorf("parse example: context message %d: %w", i+1, err)
+		}
+		c.Messages = append(c.Messages, msg)
+	}
+	if ex.Window != "" {
+		if c.Window, err = time.ParseDuration(ex.Window); err != nil {
+			return nil, nil, fmt.Errorf("parse example: invalid window")
+		}
+	}
+	return &m, c, nil
 }
