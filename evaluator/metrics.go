@@ -21,6 +21,9 @@ type Metrics struct {
 	// every rule of the set per message under rule="*", since the set's
 	// prefilter index skips most rules; matches are counted per rule.
 	RuleEvaluations *prometheus.CounterVec
+	// RuleErrors counts rules that failed at run time on a message (cost
+	// limit, runtime error); the message's other rules still ran.
+	RuleErrors *prometheus.CounterVec
 	// Verdicts counts published verdicts by rule and action.
 	Verdicts *prometheus.CounterVec
 	// EvalDuration observes the time to evaluate one message (tier 1,
@@ -62,6 +65,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vigil_evaluator_rule_evaluations_total",
 			Help: "Rule evaluations by rule and tier.",
 		}, []string{labelRule, labelTier}),
+		RuleErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_evaluator_rule_errors_total",
+			Help: "Rules that failed at run time on a message, by rule.",
+		}, []string{labelRule}),
 		Verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_evaluator_verdicts_total",
 			Help: "Verdicts published by rule and action.",
@@ -110,7 +117,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.RuleEvaluations, m.Verdicts, m.EvalDuration, m.VerdictLatency,
+		reg.MustRegister(m.RuleEvaluations, m.RuleErrors, m.Verdicts, m.EvalDuration, m.VerdictLatency,
 			m.Tier2Calls, m.BudgetExhausted, m.DeadLetters, m.WindowCASRetries,
 			m.WebhookDeliveries, m.WebhookDrops, m.RulesLastReloadSuccessful,
 			m.RulesLastReloadSuccessTimestamp)

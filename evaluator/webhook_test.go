@@ -116,7 +116,7 @@ func TestWebhooks(t *testing.T) {
 			m := evaluator.NewMetrics(nil)
 			wh, err := evaluator.NewWebhooks(evaluator.WebhookConfig{
 				Endpoints: []evaluator.WebhookEndpoint{{Tenant: "acme", URL: rcv.URL, Secret: []byte(tc.secret)}},
-				Backoff:   time.Millisecond,
+				Backoff:   time.Millisecond, Logger: quietLogger(),
 			}, m)
 			if err != nil {
 				t.Fatal(err)
@@ -156,7 +156,7 @@ func TestWebhooksQueueFullIsCounted(t *testing.T) {
 	m := evaluator.NewMetrics(nil)
 	wh, err := evaluator.NewWebhooks(evaluator.WebhookConfig{
 		Endpoints: []evaluator.WebhookEndpoint{{Tenant: "acme", URL: rcv.URL, Secret: []byte("k")}},
-		QueueSize: 2,
+		QueueSize: 2, Logger: quietLogger(),
 	}, m)
 	if err != nil {
 		t.Fatal(err)

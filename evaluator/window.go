@@ -1,12 +1,14 @@
 package evaluator
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,10 +41,22 @@ type WindowEntry struct {
 
 // windowState is the value stored in the KV bucket for one conversation.
 type windowState struct {
-	// LastSeq is the highest stream sequence applied; a redelivered message
-	// at or below it is not applied again.
-	LastSeq uint64        `json:"last_seq"`
+	// LastSeq is the highest stream sequence applied.
+	LastSeq uint64 `json:"last_seq"`
+	// FloorSeq is the highest sequence trimmed out of the window; a
+	// redelivered message at or below it is not applied again.
+	FloorSeq uint64 `json:"floor_seq,omitempty"`
+	// Entries are ordered by Seq.
 	Entries []WindowEntry `json:"entries"`
+}
+
+// applied reports whether seq is already in the window or was trimmed out.
+func (st *windowState) applied(seq uint64) bool {
+	if seq <= st.FloorSeq {
+		return true
+	}
+	_, found := slices.BinarySearchFunc(st.Entries, seq, func(e WindowEntry, s uint64) int { return cmp.Compare(e.Seq, s) })
+	return found
 }
 
 // Window keeps each conversation's recent messages (last N and last T) in a
@@ -102,11 +116,13 @@ func WindowKey(tenant, conversation string) string {
 // Append applies m, read at stream sequence seq, to its conversation's
 // window and returns the context for evaluating m: the messages before seq,
 // oldest first, within the window's count and age (age measured back from
-// m.SentAt). If seq is at or below the window's last applied sequence (a
-// redelivery after a crash between the KV update and the ack) the window is
-// left unchanged and the same context is returned, so m is never counted
-// twice. A compare-and-set conflict re-reads the bucket and retries; after
-// every attempt it returns an error matching ErrWindowConflict.
+// m.SentAt). Entries are keyed by sequence, so a redelivered message (a
+// crash between the KV update and the ack) is never applied twice and sees
+// the same context as the first time; a message redelivered after later
+// ones of its conversation were applied (a crash left it unacked while the
+// next owner went on) is inserted in sequence order. A compare-and-set
+// conflict re-reads the bucket and retries; after every attempt it returns
+// an error matching ErrWindowConflict.
 func (w *Window) Append(ctx context.Context, m *vigil.Message, seq uint64) ([]vigil.Message, error) {
 	key := WindowKey(m.Tenant, m.ConversationID)
 	var lastErr error
@@ -119,11 +135,10 @@ func (w *Window) Append(ctx context.Context, m *vigil.Message, seq uint64) ([]vi
 			return nil, fmt.Errorf("load context window %s: %w", key, err)
 		}
 		prev := w.context(cw.state, m, seq)
-		if seq <= cw.state.LastSeq {
+		if cw.state.applied(seq) {
 			return prev, nil
 		}
-		next := w.trim(append(cloneEntries(cw.state.Entries), WindowEntry{Seq: seq, Message: windowMessage(m)}), m.SentAt)
-		st := windowState{LastSeq: seq, Entries: next}
+		st := w.insert(cw.state, WindowEntry{Seq: seq, Message: windowMessage(m)})
 		val, err := json.Marshal(st)
 		if err != nil {
 			return nil, fmt.Errorf("encode context window %s: %w", key, err)
@@ -177,20 +192,31 @@ func (w *Window) context(st windowState, m *vigil.Message, seq uint64) []vigil.M
 	return out
 }
 
-// trim keeps the newest maxMessages entries no older than maxAge before now.
-// One more than maxMessages is kept so that a redelivered message still sees
-// a full context of maxMessages before it.
-func (w *Window) trim(entries []WindowEntry, now time.Time) []WindowEntry {
-	cutoff := now.Add(-w.maxAge)
-	i := 0
-	for i < len(entries) && entries[i].Message.SentAt.Before(cutoff) {
-		i++
+// insert returns st with e added in sequence order and trimmed to the
+// newest maxMessages+1 entries no older than maxAge before the newest
+// entry. One more than maxMessages is kept so that a redelivered message
+// still sees a full context of maxMessages before it.
+func (w *Window) insert(st windowState, e WindowEntry) windowState {
+	entries := make([]WindowEntry, 0, len(st.Entries)+1)
+	i, _ := slices.BinarySearchFunc(st.Entries, e.Seq, func(x WindowEntry, s uint64) int { return cmp.Compare(x.Seq, s) })
+	entries = append(append(append(entries, st.Entries[:i]...), e), st.Entries[i:]...)
+	out := windowState{LastSeq: max(st.LastSeq, e.Seq), FloorSeq: st.FloorSeq}
+	newest := entries[len(entries)-1].Message.SentAt
+	for _, x := range entries {
+		if x.Message.SentAt.After(newest) {
+			newest = x.Message.SentAt
+		}
 	}
-	entries = entries[i:]
-	if n := w.maxMessages + 1; len(entries) > n {
-		entries = entries[len(entries)-n:]
+	cutoff := newest.Add(-w.maxAge)
+	drop := max(len(entries)-(w.maxMessages+1), 0)
+	for j, x := range entries {
+		if j < drop || x.Message.SentAt.Before(cutoff) {
+			out.FloorSeq = max(out.FloorSeq, x.Seq)
+			continue
+		}
+		out.Entries = append(out.Entries, x)
 	}
-	return entries
+	return out
 }
 
 func (w *Window) load(ctx context.Context, key string, fresh bool) (*cachedWindow, error) {
@@ -225,8 +251,4 @@ func windowMessage(m *vigil.Message) vigil.Message {
 		Sender: m.Sender, Channel: m.Channel, Text: m.Text,
 		SentAt: m.SentAt, ReceivedAt: m.ReceivedAt, PII: m.PII,
 	}
-}
-
-func cloneEntries(e []WindowEntry) []WindowEntry {
-	return append(make([]WindowEntry, 0, len(e)+1), e...)
 }

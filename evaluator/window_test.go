@@ -89,6 +89,28 @@ func TestWindowAppend(t *testing.T) {
 			},
 		},
 		{
+			name: "late redelivery is inserted in sequence order",
+			n:    5, d: time.Hour,
+			steps: []step{
+				{1, 1, 0, []string{}},
+				{3, 3, 2, []string{"c-m1"}},
+				{2, 2, 1, []string{"c-m1"}},
+				{4, 4, 3, []string{"c-m1", "c-m2", "c-m3"}},
+				{2, 2, 1, []string{"c-m1"}},
+			},
+		},
+		{
+			name: "redelivery of a trimmed message is not applied again",
+			n:    1, d: time.Hour,
+			steps: []step{
+				{1, 1, 0, []string{}},
+				{2, 2, 1, []string{"c-m1"}},
+				{3, 3, 2, []string{"c-m2"}},
+				{1, 1, 0, []string{}},
+				{4, 4, 3, []string{"c-m3"}},
+			},
+		},
+		{
 			name: "redelivery is not applied twice and sees the same context",
 			n:    5, d: time.Hour,
 			steps: []step{

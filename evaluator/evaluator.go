@@ -1,0 +1,534 @@
+package evaluator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/bus"
+	"github.com/vigilhq/vigil/rules"
+)
+
+// Bus is what the evaluator uses of [bus.Bus].
+type Bus interface {
+	// Partitions is the number of MESSAGES partitions.
+	Partitions() int
+	// MessageConsumer returns the durable pull consumer of one partition.
+	MessageConsumer(ctx context.Context, durable string, partition int) (jetstream.Consumer, error)
+	// ContextKV is the bucket of context windows.
+	ContextKV() jetstream.KeyValue
+	PublishVerdict(ctx context.Context, v *vigil.Verdict) (bus.Ack, error)
+	PublishAction(ctx context.Context, v *vigil.Verdict) (bus.Ack, error)
+	PublishEvaluation(ctx context.Context, e *vigil.Evaluation) (bus.Ack, error)
+	PublishDeadLetter(ctx context.Context, stream string, seq uint64, reason string) (bus.Ack, error)
+}
+
+var _ Bus = (*bus.Bus)(nil)
+
+// Dead-letter reasons (the reason label of vigil_evaluator_dead_letters_total
+// and the reason of the dead-letter record).
+const (
+	ReasonDecode  = "decode"
+	ReasonWindow  = "window"
+	ReasonTimeout = "timeout"
+	ReasonPublish = "publish"
+	ReasonPanic   = "panic"
+	ReasonTier2   = "tier2"
+	ReasonOther   = "error"
+)
+
+// Evaluator consumes MESSAGES and publishes verdicts, actions and
+// evaluations. Build it with [New], run it with [Evaluator.Start], stop it
+// with [Evaluator.Drain] (finish in-flight work) or [Evaluator.Close]
+// (abandon it; unacked messages are redelivered).
+//
+// Each owned partition has one goroutine that fetches batches
+// (Fetch with a short max wait, never Consumer.Messages: see DESIGN.md) and
+// evaluates them one after the other, so a conversation's messages — always
+// in one partition — are evaluated in order. Tier-2 work runs on a bounded
+// worker pool; a message with tier-2 work is acked when that work is done.
+type Evaluator struct {
+	b      Bus
+	rules  *Rules
+	o      options
+	window *Window
+	log    *slog.Logger
+	m      *Metrics
+
+	// maxDeliver is the consumers' MaxDeliver, read at Start.
+	maxDeliver int
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	stop    chan struct{} // closed by Drain: partitions finish their batch
+	ctx     context.Context
+	cancel  context.CancelFunc // hard stop
+	parts   sync.WaitGroup
+	jobs    chan *tier2Job
+	workers sync.WaitGroup
+	closed  chan struct{}
+}
+
+// New returns an evaluator reading from b with the rule sets of r. Options:
+// [WithWindow], [WithWindowCacheSize], [WithDurable], [WithPartitions],
+// [WithFetch], [WithMessageTimeout], [WithMaxAttempts], [WithClassifier],
+// [WithTier2], [WithWebhooks], [WithLogger], [WithMetrics]. It returns
+// ErrInvalidOption for a nil bus or rules, a bad option, or a partition
+// the bus does not have.
+func New(b Bus, r *Rules, opts ...Option) (*Evaluator, error) {
+	if b == nil || r == nil {
+		return nil, fmt.Errorf("%w: nil bus or rules", ErrInvalidOption)
+	}
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if o.metrics == nil {
+		o.metrics = NewMetrics(nil)
+	}
+	if o.partitions == nil {
+		for p := range b.Partitions() {
+			o.partitions = append(o.partitions, p)
+		}
+	}
+	for _, p := range o.partitions {
+		if p < 0 || p >= b.Partitions() {
+			return nil, fmt.Errorf("%w: partition %d outside 0..%d", ErrInvalidOption, p, b.Partitions()-1)
+		}
+	}
+	w, err := NewWindow(b.ContextKV(), o.windowN, o.windowD, o.windowCache, o.metrics)
+	if err != nil {
+		return nil, err
+	}
+	return &Evaluator{
+		b: b, rules: r, o: o, window: w, m: o.metrics,
+		log:    o.log.With("component", "evaluator"),
+		stop:   make(chan struct{}),
+		closed: make(chan struct{}),
+	}, nil
+}
+
+// Start creates the partition consumers and starts consuming. ctx bounds
+// start-up only; the evaluator runs until Drain or Close. It returns
+// ErrClosed after Drain or Close, and the bus error if a consumer cannot be
+// created (nothing is left running then).
+func (e *Evaluator) Start(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped {
+		return ErrClosed
+	}
+	if e.started {
+		return nil
+	}
+	cons := make([]jetstream.Consumer, len(e.o.partitions))
+	for i, p := range e.o.partitions {
+		c, err := e.b.MessageConsumer(ctx, e.o.durable, p)
+		if err != nil {
+			return fmt.Errorf("start evaluator: partition %d: %w", p, err)
+		}
+		cons[i] = c
+	}
+	e.maxDeliver = DefaultMaxDeliver
+	if info := cons[0].CachedInfo(); info != nil && info.Config.MaxDeliver > 0 {
+		e.maxDeliver = info.Config.MaxDeliver
+	}
+	if e.o.webhooks != nil {
+		if err := e.o.webhooks.Open(); err != nil {
+			return fmt.Errorf("start evaluator: %w", err)
+		}
+	}
+	e.started = true
+	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	e.jobs = make(chan *tier2Job, 4*e.o.tier2Workers)
+	for range e.o.tier2Workers {
+		e.workers.Go(e.runTier2)
+	}
+	for i, p := range e.o.partitions {
+		e.parts.Go(func() { e.runPartition(p, cons[i]) })
+	}
+	e.log.Info("evaluator started", "partitions", len(e.o.partitions), "durable", e.o.durable,
+		"ruleset", e.rules.Current().Version())
+	return nil
+}
+
+// Closed returns a channel closed once the evaluator has stopped and every
+// goroutine it owns has exited.
+func (e *Evaluator) Closed() <-chan struct{} { return e.closed }
+
+// Drain stops fetching, finishes the messages already fetched and their
+// tier-2 work (publishing and acking them), flushes queued webhooks and
+// waits. If ctx ends first, the rest is abandoned as by Close (unacked
+// messages are redelivered to the next owner) and ctx's error is returned.
+func (e *Evaluator) Drain(ctx context.Context) error {
+	return e.shutdown(ctx, false)
+}
+
+// Close stops at once: in-flight evaluations are cancelled and left
+// unacked (they are redelivered after the consumer's AckWait). It waits for
+// the goroutines to exit, or for ctx.
+func (e *Evaluator) Close(ctx context.Context) error {
+	return e.shutdown(ctx, true)
+}
+
+func (e *Evaluator) shutdown(ctx context.Context, hard bool) error {
+	e.mu.Lock()
+	if e.stopped {
+		e.mu.Unlock()
+		if hard && e.cancel != nil {
+			e.cancel()
+		}
+		select {
+		case <-e.closed:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("close evaluator: %w", ctx.Err())
+		}
+	}
+	e.stopped = true
+	started := e.started
+	e.mu.Unlock()
+	close(e.stop)
+	if !started {
+		close(e.closed)
+		return nil
+	}
+	e.log.Info("evaluator draining", "hard", hard)
+	if hard {
+		e.cancel()
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.parts.Wait()
+		close(e.jobs) // no partition sends any more
+		e.workers.Wait()
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("drain evaluator: %w", ctx.Err())
+		e.cancel()
+		<-done
+	}
+	e.cancel()
+	if e.o.webhooks != nil {
+		// Deliver what is queued within what is left of ctx; cleanup that
+		// must run uses a context that cannot already be done.
+		wctx := ctx
+		if ctx.Err() != nil {
+			var c context.CancelFunc
+			wctx, c = context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			defer c()
+		}
+		if werr := e.o.webhooks.Close(wctx); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	close(e.closed)
+	e.log.Info("evaluator stopped")
+	return err
+}
+
+// runPartition fetches and evaluates one partition until Drain or Close.
+func (e *Evaluator) runPartition(p int, cons jetstream.Consumer) {
+	log := e.log.With("partition", p)
+	backoff := 50 * time.Millisecond
+	for {
+		select {
+		case <-e.stop:
+			return
+		default:
+		}
+		batch, err := cons.Fetch(e.o.fetchBatch, jetstream.FetchMaxWait(e.o.fetchWait))
+		if err != nil {
+			if e.ctx.Err() != nil {
+				return
+			}
+			log.Warn("fetch failed", "err", err)
+			if !e.sleep(backoff) {
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		var failed bool
+		for msg := range batch.Messages() {
+			if failed || e.ctx.Err() != nil {
+				// Hand the rest back at once: JetStream redelivers nak'd
+				// messages before new ones, so the next fetch (ours or the
+				// next owner's) sees them in order. Only a crash leaves
+				// them to the AckWait; see [Window.Append] for that case.
+				_ = msg.Nak()
+				continue
+			}
+			if err := e.handle(msg); err != nil {
+				if e.ctx.Err() == nil {
+					log.Error("message left for redelivery", "err", err)
+				}
+				_ = msg.Nak()
+				failed = true
+			}
+		}
+		if err := batch.Error(); err != nil && !isFetchTimeout(err) && e.ctx.Err() == nil {
+			log.Warn("fetch ended with error", "err", err)
+		}
+		if failed && !e.sleep(backoff) {
+			return
+		}
+	}
+}
+
+// sleep waits d or until a hard stop; it reports whether to go on.
+func (e *Evaluator) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-e.ctx.Done():
+		return false
+	}
+}
+
+func isFetchTimeout(err error) bool {
+	return errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, jetstream.ErrNoHeartbeat)
+}
+
+// handle evaluates one message, retrying in place, and dead-letters it
+// when it keeps failing. It returns an error only when the message could be
+// neither evaluated nor dead-lettered (the bus is unavailable): the caller
+// hands it back for redelivery.
+func (e *Evaluator) handle(msg jetstream.Msg) error {
+	md, err := msg.Metadata()
+	if err != nil {
+		return fmt.Errorf("message metadata: %w", err)
+	}
+	seq := md.Sequence.Stream
+	var m vigil.Message
+	if err := json.Unmarshal(msg.Data(), &m); err != nil {
+		return e.deadLetter(msg, seq, ReasonDecode, fmt.Errorf("decode message at seq %d: %w", seq, err))
+	}
+	attempts := e.o.maxAttempts
+	if md.NumDelivered >= uint64(e.maxDeliver) {
+		attempts = 1 // retried across deliveries already (crashes, timeouts)
+	}
+	var lastErr error
+	for attempt := range attempts {
+		if attempt > 0 && !e.sleep(time.Duration(10<<attempt)*time.Millisecond) {
+			return e.ctx.Err()
+		}
+		lastErr = e.evaluate(msg, &m, seq)
+		if lastErr == nil || e.ctx.Err() != nil {
+			return lastErr
+		}
+	}
+	return e.deadLetter(msg, seq, reasonOf(lastErr), lastErr)
+}
+
+// deadLetter records the message in the dead-letter stream and terminates
+// its delivery, so its conversation goes on without it.
+func (e *Evaluator) deadLetter(msg jetstream.Msg, seq uint64, reason string, cause error) error {
+	ctx, cancel := context.WithTimeout(e.ctx, e.o.msgTimeout)
+	defer cancel()
+	if _, err := e.b.PublishDeadLetter(ctx, bus.StreamMessages, seq, reason); err != nil {
+		return fmt.Errorf("dead-letter seq %d (%s): %w", seq, reason, err)
+	}
+	e.m.DeadLetters.WithLabelValues(reason).Inc()
+	e.log.Warn("message dead-lettered", "seq", seq, "reason", reason, "err", cause)
+	if err := msg.TermWithReason(reason); err != nil {
+		return fmt.Errorf("terminate seq %d: %w", seq, err)
+	}
+	return nil
+}
+
+// stageError tags an evaluation error with its dead-letter reason.
+type stageError struct {
+	reason string
+	err    error
+}
+
+func (s *stageError) Error() string { return s.err.Error() }
+func (s *stageError) Unwrap() error { return s.err }
+
+func stage(reason string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &stageError{reason: reason, err: err}
+}
+
+func reasonOf(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return ReasonTimeout
+	}
+	var se *stageError
+	if errors.As(err, &se) {
+		return se.reason
+	}
+	return ReasonOther
+}
+
+// evaluate runs tier 1 on m and publishes its outcome; with tier-2
+// candidates it queues the tier-2 work, which acks later, otherwise it acks.
+func (e *Evaluator) evaluate(msg jetstream.Msg, m *vigil.Message, seq uint64) (err error) {
+	ctx, cancel := context.WithTimeout(e.ctx, e.o.msgTimeout)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			err = stage(ReasonPanic, fmt.Errorf("evaluate seq %d: panic: %v", seq, r))
+		}
+	}()
+	start := e.o.now()
+	set := e.rules.Current()
+	prev, err := e.window.Append(ctx, m, seq)
+	if err != nil {
+		return stage(ReasonWindow, fmt.Errorf("evaluate message %s: %w", m.ID, err))
+	}
+	rc := &rules.Context{Messages: prev, Window: e.o.windowD, ParticipantCounts: participantCounts(prev)}
+	matches, err := set.Eval(ctx, m, rc)
+	e.m.RuleEvaluations.WithLabelValues("*", "1").Inc()
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("evaluate message %s: %w", m.ID, ctx.Err())
+		}
+		e.ruleErrors(m, err)
+	}
+	ev := &vigil.Evaluation{
+		MessageID: m.ID, Tenant: m.Tenant, ConversationID: m.ConversationID,
+		RulesetVersion: set.Version(), Tiers: []int{1}, RulesEvaluated: len(set.Rules()),
+		StreamSequence: seq,
+	}
+	var cands []rules.Match
+	for _, mt := range matches {
+		if needsTier2(mt.Rule) {
+			cands = append(cands, mt)
+			continue
+		}
+		v := e.verdict(m, set.Version(), mt.Rule, mt.Spans, 1, mt.Rule.Action, "")
+		if err := e.publish(ctx, m, v); err != nil {
+			return err
+		}
+		ev.Verdicts++
+	}
+	if len(cands) > 0 {
+		if e.o.classifier == nil {
+			e.m.Tier2Calls.WithLabelValues("unconfigured").Add(float64(len(cands)))
+		} else {
+			job := &tier2Job{msg: msg, m: m, seq: seq, prev: prev, cands: cands, version: set.Version(), ev: ev, start: start}
+			select {
+			case e.jobs <- job:
+				return nil // the worker publishes the evaluation and acks
+			case <-ctx.Done():
+				return fmt.Errorf("queue tier-2 work for message %s: %w", m.ID, ctx.Err())
+			}
+		}
+	}
+	return e.finish(ctx, msg, ev, start)
+}
+
+// finish publishes the evaluation record and then acks the message.
+func (e *Evaluator) finish(ctx context.Context, msg jetstream.Msg, ev *vigil.Evaluation, start time.Time) error {
+	now := e.o.now()
+	ev.EvaluatedAt = now.UTC()
+	ev.DurationSeconds = now.Sub(start).Seconds()
+	if _, err := e.b.PublishEvaluation(ctx, ev); err != nil {
+		return stage(ReasonPublish, fmt.Errorf("publish evaluation of message %s: %w", ev.MessageID, err))
+	}
+	if err := msg.DoubleAck(ctx); err != nil {
+		return stage(ReasonPublish, fmt.Errorf("ack message %s: %w", ev.MessageID, err))
+	}
+	e.m.EvalDuration.Observe(ev.DurationSeconds)
+	return nil
+}
+
+func (e *Evaluator) ruleErrors(m *vigil.Message, err error) {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, err := range errs {
+		var ee *rules.EvalError
+		if errors.As(err, &ee) {
+			e.m.RuleErrors.WithLabelValues(ee.RuleID).Inc()
+			e.log.Warn("rule failed on message", "rule", ee.RuleID, "kind", ee.Kind, "message", m.ID)
+			continue
+		}
+		e.m.RuleErrors.WithLabelValues("").Inc()
+		e.log.Warn("rule set failed on message", "message", m.ID, "err", err)
+	}
+}
+
+// needsTier2 reports whether a match asks the classifier.
+func needsTier2(r *rules.Rule) bool {
+	return r.Tier == rules.TierClassifier || r.Action == vigil.ActionEscalateTier2
+}
+
+// verdict builds the verdict of rule on m.
+func (e *Evaluator) verdict(m *vigil.Message, version string, r *rules.Rule, spans []vigil.Span, tier int, action vigil.Action, reason string) *vigil.Verdict {
+	now := e.o.now()
+	v := &vigil.Verdict{
+		ID:        vigil.VerdictID(m.ID, r.ID, version),
+		MessageID: m.ID, Tenant: m.Tenant, ConversationID: m.ConversationID, SenderID: m.Sender.ID,
+		RuleID: r.ID, RulesetVersion: version, Severity: r.Severity, Action: action, Tier: tier,
+		Tags: r.Tags, Spans: spans, Reason: reason,
+		MessageSentAt: m.SentAt, EvaluatedAt: now.UTC(),
+	}
+	if !m.ReceivedAt.IsZero() {
+		v.LatencySeconds = now.Sub(m.ReceivedAt).Seconds()
+	}
+	return v
+}
+
+// publish stores v, then its action and webhooks. A redelivered message
+// republishes the same ids, which the streams deduplicate; webhooks are
+// at-least-once (receivers deduplicate on X-Vigil-Delivery).
+func (e *Evaluator) publish(ctx context.Context, m *vigil.Message, v *vigil.Verdict) error {
+	ack, err := e.b.PublishVerdict(ctx, v)
+	if err != nil {
+		return stage(ReasonPublish, fmt.Errorf("publish verdict %s: %w", v.ID, err))
+	}
+	if !ack.Duplicate {
+		e.m.Verdicts.WithLabelValues(v.RuleID, string(v.Action)).Inc()
+		if !m.ReceivedAt.IsZero() {
+			e.m.VerdictLatency.WithLabelValues(strconv.Itoa(v.Tier)).Observe(v.LatencySeconds)
+		}
+	}
+	if v.Action == vigil.ActionEscalateTier2 || !v.Action.Valid() {
+		return nil
+	}
+	if _, err := e.b.PublishAction(ctx, v); err != nil {
+		return stage(ReasonPublish, fmt.Errorf("publish action %s: %w", v.ID, err))
+	}
+	if e.o.webhooks != nil {
+		// Drops are counted and logged by Send; they do not fail the message.
+		_ = e.o.webhooks.Send(v)
+	}
+	return nil
+}
+
+func participantCounts(prev []vigil.Message) map[string]int {
+	if len(prev) == 0 {
+		return nil
+	}
+	c := make(map[string]int)
+	for _, m := range prev {
+		c[m.Sender.ID]++
+	}
+	return c
+}
