@@ -28,7 +28,8 @@ type fakeLLM struct {
 	mu      sync.Mutex
 	fail    []int
 	delay   time.Duration
-	label   string // overrides the model's answer when set
+	label   string        // overrides the model's answer when set
+	block   chan struct{} // when set, requests wait until it is closed
 	lastReq map[string]any
 	lastHdr http.Header
 }
@@ -57,6 +58,13 @@ func (f *fakeLLM) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	label := f.label
 	f.mu.Unlock()
+	if block := f.block; block != nil {
+		select {
+		case <-block:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if delay > 0 {
 		select {
 		case <-time.After(delay):
@@ -96,9 +104,13 @@ func (f *fakeLLM) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	user := strings.ToLower(req.Messages[1].Content)
 	msg := user[strings.Index(user, "message to classify:"):]
-	ans := map[string]any{"label": "none", "confidence": 0.9, "reason": "no threat"}
-	if strings.Contains(msg, "kill") && !strings.Contains(user, "game") {
+	enum := fmt.Sprint(raw["response_format"])
+	ans := map[string]any{"label": "none", "confidence": 0.9, "reason": "nothing found"}
+	switch {
+	case strings.Contains(msg, "kill") && !strings.Contains(user, "game") && strings.Contains(enum, "threat"):
 		ans = map[string]any{"label": "threat", "confidence": 0.93, "reason": "threat of violence"}
+	case strings.Contains(msg, "guarantee") && strings.Contains(enum, "promise_of_returns"):
+		ans = map[string]any{"label": "promise_of_returns", "confidence": 0.8, "reason": "promises a return"}
 	}
 	if label != "" {
 		ans["label"] = label
