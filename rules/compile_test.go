@@ -111,7 +111,7 @@ func TestLoadRejectsWhole(t *testing.T) {
 
 // TestLoadRejectsFailingTests: inline test failures reject the ruleset.
 func TestLoadRejectsFailingTests(t *testing.T) {
-	b, err := os.ReadFile("testdata/cli/failing.yaml")
+	b, err := os.ReadFile("testdata/cli/failing/failing.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,7 @@ var commands = []command{
 	{name: "dev", synopsis: "run everything embedded (NATS, ClickHouse) on a laptop", run: runDev},
 	{name: "serve", synopsis: "run against an external NATS cluster and ClickHouse (production)", run: runServe},
 	{name: "report", synopsis: "run an auditor report (verdicts, coverage, exports…)", run: runReport},
+	{name: "rules", synopsis: "lint, test and explain rule files", run: runRules},
 	{name: "version", synopsis: "print the version", run: runVersion},
 }
 
