@@ -244,8 +244,7 @@ func parseStatement(text []byte) (statement, error) {
 		t := l.next()
 		switch t.kind {
 		case tokEOF:
-			st.SQL = strings.TrimSpace(string(text[:end]))
-			return st, nil
+			return st.finish(text[:end])
 		case tokOpen:
 			depth++
 		case tokClose:
@@ -261,8 +260,7 @@ func parseStatement(text []byte) (statement, error) {
 			if rest.kind != tokEOF {
 				return st, multiStatement(text, t.start)
 			}
-			st.SQL = strings.TrimSpace(string(text[:end]))
-			return st, nil
+			return st.finish(text[:end])
 		case tokWord:
 			if depth > 0 {
 				break
@@ -307,6 +305,16 @@ func parseStatement(text []byte) (statement, error) {
 			l.pos = save
 		}
 	}
+}
+
+// finish sets the statement text; a text of only ';' and comments is empty.
+func (st statement) finish(text []byte) (statement, error) {
+	st.SQL = strings.TrimSpace(string(text))
+	l := &lexer{src: text}
+	if l.next().kind == tokEOF {
+		return st, newException(codeSyntaxError, "Empty query")
+	}
+	return st, nil
 }
 
 // valuesEnd scans VALUES data (SQL literals) from the lexer position to its
