@@ -102,22 +102,27 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.metrics.WSSessions.Dec()
 		s.wg.Done()
 	}()
+	// Reads are not bound to the server's context: cancelling a read makes
+	// coder/websocket drop the connection without a close frame, and the
+	// writer must be able to send its close reason (shutdown, slow
+	// consumer, idle) first. The writer's close ends the read; readCtx is
+	// the safety net once the writer has exited.
+	readCtx, cancelRead := context.WithCancel(context.Background())
 	writerDone := make(chan struct{})
 	go func() { // owned by this handler, which waits for it below
 		defer close(writerDone)
+		defer cancelRead()
 		ss.writeLoop()
 	}()
-	ss.readLoop()
+	ss.readLoop(readCtx)
 	ss.close(websocket.StatusNormalClosure, "")
 	<-writerDone
 }
 
-// readLoop reads client frames until the connection ends. It runs on the
-// server's context, not the session's, so that a slow-consumer or idle
-// close performed by the writer can send its reason before reads stop.
-func (ss *session) readLoop() {
+// readLoop reads client frames until the connection ends.
+func (ss *session) readLoop(ctx context.Context) {
 	for {
-		typ, data, err := ss.c.Read(ss.srv.ctx)
+		typ, data, err := ss.c.Read(ctx)
 		if err != nil {
 			return
 		}
