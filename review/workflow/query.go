@@ -1,6 +1,8 @@
 package workflow
 
 import (
+	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/vigilhq/vigil"
@@ -68,4 +70,47 @@ type Stats struct {
 	VerdictsPerRule map[string][]int `json:"verdicts_per_rule"`
 	HourStart       time.Time        `json:"hour_start"`
 	Hours           int              `json:"hours"`
+}
+
+// ParseFilter reads a queue filter from URL query parameters: tenant,
+// state, rule, severity, assignee, min_age (Go duration), page, per_page.
+func ParseFilter(q map[string][]string) (Filter, error) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	f := Filter{
+		Tenant:   get("tenant"),
+		State:    State(get("state")),
+		RuleID:   get("rule"),
+		Severity: vigil.Severity(get("severity")),
+		Assignee: get("assignee"),
+	}
+	switch f.State {
+	case "", StateActive, StateAll, StateOpen, StateClaimed, StateClosed:
+	default:
+		return f, Errorf(http.StatusBadRequest, CodeBadRequest, "unknown state %q", f.State)
+	}
+	if f.Severity != "" && !f.Severity.Valid() {
+		return f, Errorf(http.StatusBadRequest, CodeBadRequest, "unknown severity %q", f.Severity)
+	}
+	if v := get("min_age"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return f, Errorf(http.StatusBadRequest, CodeBadRequest, "min_age must be a duration such as 30m or 24h")
+		}
+		f.MinAge = d
+	}
+	for k, dst := range map[string]*int{"page": &f.Page, "per_page": &f.PerPage} {
+		if v := get(k); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return f, Errorf(http.StatusBadRequest, CodeBadRequest, "%s must be a positive integer", k)
+			}
+			*dst = n
+		}
+	}
+	return f, nil
 }

@@ -1,0 +1,246 @@
+package review
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/review/workflow"
+)
+
+// index is the in-memory view of the alerts bucket, rebuilt from KV at
+// start and kept current by the bucket watcher and by this replica's own
+// writes. An entry is replaced only by a higher KV revision, so the two
+// paths may race harmlessly.
+type index struct {
+	mu     sync.RWMutex
+	alerts map[string]indexEntry
+	// flagged counts verdict alerts per tenant+conversation, so sampling
+	// can skip conversations that are already under review.
+	flagged map[convKey]int
+}
+
+type indexEntry struct {
+	alert *workflow.Alert
+	rev   uint64
+}
+
+type convKey struct{ tenant, conversation string }
+
+func newIndex() *index {
+	return &index{alerts: make(map[string]indexEntry), flagged: make(map[convKey]int)}
+}
+
+// apply stores a at revision rev. It reports whether the index changed and
+// whether the alert is new to it. Alerts are treated as immutable once
+// stored.
+func (x *index) apply(a *workflow.Alert, rev uint64) (changed, created bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	old, ok := x.alerts[a.ID]
+	if ok && old.rev >= rev {
+		return false, false
+	}
+	x.alerts[a.ID] = indexEntry{alert: a, rev: rev}
+	if !ok && a.Kind == workflow.KindVerdict {
+		x.flagged[convKey{a.Tenant, a.ConversationID}]++
+	}
+	return true, !ok
+}
+
+func (x *index) remove(id string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if e, ok := x.alerts[id]; ok {
+		delete(x.alerts, id)
+		if e.alert.Kind == workflow.KindVerdict {
+			k := convKey{e.alert.Tenant, e.alert.ConversationID}
+			if x.flagged[k]--; x.flagged[k] <= 0 {
+				delete(x.flagged, k)
+			}
+		}
+	}
+}
+
+func (x *index) get(id string) (*workflow.Alert, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	e, ok := x.alerts[id]
+	return e.alert, ok
+}
+
+func (x *index) isFlagged(tenant, conversation string) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.flagged[convKey{tenant, conversation}] > 0
+}
+
+func (x *index) len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.alerts)
+}
+
+func stateMatches(want, got workflow.State) bool {
+	switch want {
+	case "", workflow.StateActive:
+		return got == workflow.StateOpen || got == workflow.StateClaimed
+	case workflow.StateAll:
+		return true
+	}
+	return want == got
+}
+
+// query filters, counts, sorts (most severe, then oldest first) and pages
+// the alerts p may see.
+func (x *index) query(p workflow.Principal, f workflow.Filter, now time.Time) *workflow.Page {
+	per := f.PerPage
+	if per <= 0 {
+		per = workflow.DefaultPerPage
+	}
+	per = min(per, workflow.MaxPerPage)
+	page := max(f.Page, 1)
+	out := &workflow.Page{
+		Page:       page,
+		PerPage:    per,
+		ByState:    map[workflow.State]int{},
+		BySeverity: map[vigil.Severity]int{},
+		ByRule:     map[string]int{},
+	}
+	var cutoff time.Time
+	if f.MinAge > 0 {
+		cutoff = now.Add(-f.MinAge)
+	}
+	x.mu.RLock()
+	matched := make([]*workflow.Alert, 0, len(x.alerts))
+	for _, e := range x.alerts {
+		a := e.alert
+		if !p.Sees(a.Tenant) || (f.Tenant != "" && a.Tenant != f.Tenant) {
+			continue
+		}
+		if f.RuleID != "" && a.RuleID != f.RuleID {
+			continue
+		}
+		if f.Severity != "" && a.Severity != f.Severity {
+			continue
+		}
+		if f.Assignee != "" && !(a.Assignee == f.Assignee || f.Assignee == "-" && a.Assignee == "") {
+			continue
+		}
+		if !cutoff.IsZero() && a.FirstAt.After(cutoff) {
+			continue
+		}
+		// Counts by state ignore the state filter so the filter bar can
+		// show what each state holds.
+		out.ByState[a.State]++
+		if !stateMatches(f.State, a.State) {
+			continue
+		}
+		out.BySeverity[a.Severity]++
+		out.ByRule[a.RuleID]++
+		matched = append(matched, a)
+	}
+	x.mu.RUnlock()
+	out.Total = len(matched)
+	start := (page - 1) * per
+	if start >= len(matched) {
+		out.Alerts = []*workflow.Alert{}
+		return out
+	}
+	end := min(start+per, len(matched))
+	// Only the requested page needs to be in order: a partial selection
+	// would do, but a full sort of 10k pointers costs about a millisecond.
+	slices.SortFunc(matched, compareAlerts)
+	out.Alerts = matched[start:end]
+	return out
+}
+
+func compareAlerts(a, b *workflow.Alert) int {
+	if c := cmp.Compare(b.Severity.Rank(), a.Severity.Rank()); c != 0 {
+		return c
+	}
+	if c := a.FirstAt.Compare(b.FirstAt); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
+}
+
+// statsHours is the span of the verdicts-per-rule chart.
+const statsHours = 24
+
+// maxChartRules bounds the rules drawn on the dashboard chart.
+const maxChartRules = 6
+
+func (x *index) stats(p workflow.Principal, tenant string, now time.Time) *workflow.Stats {
+	hourStart := now.UTC().Truncate(time.Hour).Add(-(statsHours - 1) * time.Hour)
+	st := &workflow.Stats{
+		OpenBySeverity:  map[vigil.Severity]int{},
+		VerdictsPerRule: map[string][]int{},
+		HourStart:       hourStart,
+		Hours:           statsHours,
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, e := range x.alerts {
+		a := e.alert
+		if !p.Sees(a.Tenant) || (tenant != "" && a.Tenant != tenant) {
+			continue
+		}
+		st.Suppressed += a.Suppressed()
+		switch a.State {
+		case workflow.StateOpen:
+			st.Open++
+		case workflow.StateClaimed:
+			st.Claimed++
+		case workflow.StateClosed:
+			st.Closed++
+		}
+		if a.State != workflow.StateClosed {
+			st.OpenBySeverity[a.Severity]++
+			if st.OldestOpen.IsZero() || a.FirstAt.Before(st.OldestOpen) {
+				st.OldestOpen = a.FirstAt
+			}
+		}
+		if a.Kind != workflow.KindVerdict {
+			continue
+		}
+		// An alert covers one aggregation window; its verdicts are charted
+		// in the hour its window starts.
+		h := int(a.WindowStart.Sub(hourStart) / time.Hour)
+		if h < 0 || h >= statsHours {
+			continue
+		}
+		series := st.VerdictsPerRule[a.RuleID]
+		if series == nil {
+			series = make([]int, statsHours)
+			st.VerdictsPerRule[a.RuleID] = series
+		}
+		series[h] += a.Count
+	}
+	if len(st.VerdictsPerRule) > maxChartRules {
+		type rt struct {
+			rule  string
+			total int
+		}
+		var rs []rt
+		for r, s := range st.VerdictsPerRule {
+			t := 0
+			for _, n := range s {
+				t += n
+			}
+			rs = append(rs, rt{r, t})
+		}
+		slices.SortFunc(rs, func(a, b rt) int {
+			if c := cmp.Compare(b.total, a.total); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.rule, b.rule)
+		})
+		for _, r := range rs[maxChartRules:] {
+			delete(st.VerdictsPerRule, r.rule)
+		}
+	}
+	return st
+}
