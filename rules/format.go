@@ -188,7 +188,7 @@ func parseFile(src *source, b []byte) ([]ruleSpec, CompileErrors) {
 	if !utf8.Valid(b) {
 		return nil, CompileErrors{src.errorf(0, 0, "", "file is not valid UTF-8")}
 	}
-	f, err := parser.ParseBytes(b, 0)
+	f, err := parseBytes(b)
 	if err != nil {
 		return nil, CompileErrors{src.yamlError(err, "")}
 	}
@@ -238,7 +238,7 @@ func parseFile(src *source, b []byte) ([]ruleSpec, CompileErrors) {
 	for _, n := range seq.Values {
 		var r ruleSpec
 		id := ruleIDOf(n)
-		if err := yaml.NodeToValue(n, &r, yaml.Strict()); err != nil {
+		if err := decodeNode(n, &r); err != nil {
 			errs = append(errs, src.yamlError(err, id))
 			continue
 		}
@@ -348,7 +348,7 @@ type exampleSpec struct {
 // --message file with it. Unknown keys are errors.
 func ParseExample(b []byte) (*vigil.Message, *Context, error) {
 	var ex exampleSpec
-	if err := yaml.UnmarshalWithOptions(b, &ex, yaml.Strict()); err != nil {
+	if err := unmarshalStrict(b, &ex); err != nil {
 		var ye yaml.Error
 		if errors.As(err, &ye) && ye.GetToken() != nil {
 			p := ye.GetToken().Position
@@ -374,4 +374,36 @@ func ParseExample(b []byte) (*vigil.Message, *Context, error) {
 		}
 	}
 	return &m, c, nil
+}
+
+// errMalformed stands in for a panic of the YAML library on malformed
+// input (seen with tags on empty sequence values): a rule file is untrusted
+// input and must never take the process down.
+var errMalformed = errors.New("malformed YAML: cannot decode this value")
+
+func decodeNode(n ast.Node, v any) (err error) {
+	defer func() {
+		if recover() != nil {
+			err = yamlNodeError{msg: errMalformed.Error(), tk: n.GetToken()}
+		}
+	}()
+	return yaml.NodeToValue(n, v, yaml.Strict())
+}
+
+func parseBytes(b []byte) (f *ast.File, err error) {
+	defer func() {
+		if recover() != nil {
+			f, err = nil, errMalformed
+		}
+	}()
+	return parser.ParseBytes(b, 0)
+}
+
+func unmarshalStrict(b []byte, v any) (err error) {
+	defer func() {
+		if recover() != nil {
+			err = errMalformed
+		}
+	}()
+	return yaml.UnmarshalWithOptions(b, v, yaml.Strict())
 }
