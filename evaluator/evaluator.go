@@ -241,9 +241,24 @@ func (e *Evaluator) shutdown(ctx context.Context, hard bool) error {
 	return err
 }
 
-// runPartition fetches and evaluates one partition until Drain or Close.
+// runPartition fetches one partition until Drain or Close and hands each
+// message to one of the partition's lanes by its subject (one subject per
+// conversation), so a conversation is evaluated in order on one lane while
+// other conversations run on the others.
 func (e *Evaluator) runPartition(p int, cons jetstream.Consumer) {
 	log := e.log.With("partition", p)
+	lanes := make([]chan jetstream.Msg, e.o.lanes)
+	var wg sync.WaitGroup
+	for i := range lanes {
+		lanes[i] = make(chan jetstream.Msg, e.o.fetchBatch)
+		wg.Go(func() { e.runLane(log, lanes[i]) })
+	}
+	defer func() {
+		for _, l := range lanes {
+			close(l)
+		}
+		wg.Wait()
+	}()
 	backoff := 50 * time.Millisecond
 	for {
 		select {
@@ -264,31 +279,61 @@ func (e *Evaluator) runPartition(p int, cons jetstream.Consumer) {
 			continue
 		}
 		backoff = 50 * time.Millisecond
-		var failed bool
 		for msg := range batch.Messages() {
-			if failed || e.ctx.Err() != nil {
-				// Hand the rest back at once: JetStream redelivers nak'd
-				// messages before new ones, so the next fetch (ours or the
-				// next owner's) sees them in order. Only a crash leaves
-				// them to the AckWait; see [Window.Append] for that case.
+			l := lanes[laneOf(msg.Subject(), len(lanes))]
+			select {
+			case l <- msg:
+			case <-e.ctx.Done():
+				// Hard stop: hand it back at once; JetStream redelivers
+				// nak'd messages before new ones, so the next owner sees
+				// the conversation in order. Only a crash leaves messages
+				// to the AckWait; [Window.Append] covers that case.
 				_ = msg.Nak()
-				continue
-			}
-			if err := e.handle(msg); err != nil {
-				if e.ctx.Err() == nil {
-					log.Error("message left for redelivery", "err", err)
-				}
-				_ = msg.Nak()
-				failed = true
 			}
 		}
 		if err := batch.Error(); err != nil && !isFetchTimeout(err) && e.ctx.Err() == nil {
 			log.Warn("fetch ended with error", "err", err)
 		}
-		if failed && !e.sleep(backoff) {
-			return
+	}
+}
+
+// runLane evaluates the messages of its conversations in arrival order. A
+// message that can be neither evaluated nor dead-lettered (the bus is
+// unavailable) is retried in place, keeping its place in the conversation,
+// with InProgress so JetStream does not redeliver it meanwhile.
+func (e *Evaluator) runLane(log *slog.Logger, ch <-chan jetstream.Msg) {
+	for msg := range ch {
+		backoff := 50 * time.Millisecond
+		for {
+			if e.ctx.Err() != nil {
+				_ = msg.Nak()
+				break
+			}
+			err := e.handle(msg)
+			if err == nil {
+				break
+			}
+			if e.ctx.Err() == nil {
+				log.Error("message could not be evaluated or dead-lettered, retrying", "err", err)
+			}
+			_ = msg.InProgress()
+			if !e.sleep(backoff) {
+				_ = msg.Nak()
+				break
+			}
+			backoff = min(2*backoff, 5*time.Second)
 		}
 	}
+}
+
+// laneOf maps a message subject to a lane with FNV-1a.
+func laneOf(subject string, n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(subject); i++ {
+		h ^= uint32(subject[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
 }
 
 // sleep waits d or until a hard stop; it reports whether to go on.
@@ -413,21 +458,22 @@ func (e *Evaluator) evaluate(msg jetstream.Msg, m *vigil.Message, seq uint64) (e
 		StreamSequence: seq,
 	}
 	var cands []rules.Match
+	var vs []*vigil.Verdict
 	for _, mt := range matches {
 		if needsTier2(mt.Rule) {
 			cands = append(cands, mt)
 			continue
 		}
-		v := e.verdict(m, set.Version(), mt.Rule, mt.Spans, 1, mt.Rule.Action, "")
-		if err := e.publish(ctx, m, v); err != nil {
-			return err
-		}
-		ev.Verdicts++
+		vs = append(vs, e.verdict(m, set.Version(), mt.Rule, mt.Spans, 1, mt.Rule.Action, ""))
 	}
+	ev.Verdicts = len(vs)
 	if len(cands) > 0 {
 		if e.o.classifier == nil {
 			e.m.Tier2Calls.WithLabelValues("unconfigured").Add(float64(len(cands)))
 		} else {
+			if err := e.publishAll(ctx, m, vs, nil); err != nil {
+				return err
+			}
 			job := &tier2Job{msg: msg, m: m, seq: seq, prev: prev, cands: cands, version: set.Version(), ev: ev, start: start}
 			select {
 			case e.jobs <- job:
@@ -437,22 +483,47 @@ func (e *Evaluator) evaluate(msg jetstream.Msg, m *vigil.Message, seq uint64) (e
 			}
 		}
 	}
-	return e.finish(ctx, msg, ev, start)
+	return e.finish(ctx, msg, m, vs, ev, start)
 }
 
-// finish publishes the evaluation record and then acks the message.
-func (e *Evaluator) finish(ctx context.Context, msg jetstream.Msg, ev *vigil.Evaluation, start time.Time) error {
+// finish publishes the verdicts and the evaluation record, concurrently,
+// and then acks the message: nothing is acked before all of it is stored.
+func (e *Evaluator) finish(ctx context.Context, msg jetstream.Msg, m *vigil.Message, vs []*vigil.Verdict, ev *vigil.Evaluation, start time.Time) error {
 	now := e.o.now()
 	ev.EvaluatedAt = now.UTC()
 	ev.DurationSeconds = now.Sub(start).Seconds()
-	if _, err := e.b.PublishEvaluation(ctx, ev); err != nil {
-		return stage(ReasonPublish, fmt.Errorf("publish evaluation of message %s: %w", ev.MessageID, err))
+	if err := e.publishAll(ctx, m, vs, ev); err != nil {
+		return err
 	}
-	if err := msg.DoubleAck(ctx); err != nil {
+	// A plain ack: waiting for the server's confirmation (DoubleAck) costs a
+	// round trip per message, and a lost ack only redelivers the message,
+	// which the window and the deterministic ids absorb.
+	if err := msg.Ack(); err != nil {
 		return stage(ReasonPublish, fmt.Errorf("ack message %s: %w", ev.MessageID, err))
 	}
 	e.m.EvalDuration.Observe(ev.DurationSeconds)
 	return nil
+}
+
+// publishAll publishes vs (with their actions) and ev, when not nil, in
+// parallel; each is idempotent by id, so a retry after a partial failure is
+// safe.
+func (e *Evaluator) publishAll(ctx context.Context, m *vigil.Message, vs []*vigil.Verdict, ev *vigil.Evaluation) error {
+	if len(vs) == 0 && ev == nil {
+		return nil
+	}
+	errs := make([]error, len(vs)+1)
+	var wg sync.WaitGroup
+	for i, v := range vs {
+		wg.Go(func() { errs[i] = e.publish(ctx, m, v) })
+	}
+	if ev != nil {
+		if _, err := e.b.PublishEvaluation(ctx, ev); err != nil {
+			errs[len(vs)] = stage(ReasonPublish, fmt.Errorf("publish evaluation of message %s: %w", ev.MessageID, err))
+		}
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func (e *Evaluator) ruleErrors(m *vigil.Message, err error) {
@@ -495,13 +566,26 @@ func (e *Evaluator) verdict(m *vigil.Message, version string, r *rules.Rule, spa
 	return v
 }
 
-// publish stores v, then its action and webhooks. A redelivered message
+// publish stores v and its action (in parallel), then queues its webhooks. A redelivered message
 // republishes the same ids, which the streams deduplicate; webhooks are
 // at-least-once (receivers deduplicate on X-Vigil-Delivery).
 func (e *Evaluator) publish(ctx context.Context, m *vigil.Message, v *vigil.Verdict) error {
+	var actionErr error
+	var wg sync.WaitGroup
+	if v.Action != vigil.ActionEscalateTier2 && v.Action.Valid() {
+		wg.Go(func() {
+			if _, err := e.b.PublishAction(ctx, v); err != nil {
+				actionErr = stage(ReasonPublish, fmt.Errorf("publish action %s: %w", v.ID, err))
+			}
+		})
+	}
 	ack, err := e.b.PublishVerdict(ctx, v)
+	wg.Wait()
 	if err != nil {
 		return stage(ReasonPublish, fmt.Errorf("publish verdict %s: %w", v.ID, err))
+	}
+	if actionErr != nil {
+		return actionErr
 	}
 	if !ack.Duplicate {
 		e.m.Verdicts.WithLabelValues(v.RuleID, string(v.Action)).Inc()
@@ -509,13 +593,7 @@ func (e *Evaluator) publish(ctx context.Context, m *vigil.Message, v *vigil.Verd
 			e.m.VerdictLatency.WithLabelValues(strconv.Itoa(v.Tier)).Observe(v.LatencySeconds)
 		}
 	}
-	if v.Action == vigil.ActionEscalateTier2 || !v.Action.Valid() {
-		return nil
-	}
-	if _, err := e.b.PublishAction(ctx, v); err != nil {
-		return stage(ReasonPublish, fmt.Errorf("publish action %s: %w", v.ID, err))
-	}
-	if e.o.webhooks != nil {
+	if e.o.webhooks != nil && v.Action != vigil.ActionEscalateTier2 && v.Action.Valid() {
 		// Drops are counted and logged by Send; they do not fail the message.
 		_ = e.o.webhooks.Send(v)
 	}

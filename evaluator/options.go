@@ -16,6 +16,9 @@ const (
 	// DefaultFetchWait bounds how long one Fetch waits for messages; it is
 	// also how quickly Drain notices an idle partition.
 	DefaultFetchWait = 250 * time.Millisecond
+	// DefaultLanes is how many conversations of one partition are evaluated
+	// concurrently (each conversation always on the same lane, in order).
+	DefaultLanes = 16
 	// DefaultMessageTimeout bounds the tier-1 evaluation of one message,
 	// window update and publication included.
 	DefaultMessageTimeout = 5 * time.Second
@@ -40,6 +43,7 @@ type options struct {
 	durable      string
 	partitions   []int
 	fetchBatch   int
+	lanes        int
 	fetchWait    time.Duration
 	msgTimeout   time.Duration
 	maxAttempts  int
@@ -57,7 +61,7 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		durable: DefaultDurable, fetchBatch: DefaultFetchBatch, fetchWait: DefaultFetchWait,
+		durable: DefaultDurable, fetchBatch: DefaultFetchBatch, lanes: DefaultLanes, fetchWait: DefaultFetchWait,
 		msgTimeout: DefaultMessageTimeout, maxAttempts: DefaultMaxAttempts,
 		windowN: DefaultWindowMessages, windowD: DefaultWindowDuration, windowCache: DefaultWindowCacheSize,
 		tier2Workers: DefaultTier2Workers, tier2Timeout: DefaultTier2Timeout,
@@ -120,6 +124,20 @@ func WithFetch(batch int, wait time.Duration) Option {
 			return fmt.Errorf("%w: fetch batch %d / wait %s must be positive", ErrInvalidOption, batch, wait)
 		}
 		o.fetchBatch, o.fetchWait = batch, wait
+		return nil
+	}
+}
+
+// WithLanes sets how many conversations of one partition are evaluated
+// concurrently. A conversation always maps to the same lane, so its
+// messages stay in order; a slow conversation delays only the others of
+// its lane, each by at most the message timeout. Default DefaultLanes.
+func WithLanes(n int) Option {
+	return func(o *options) error {
+		if n <= 0 {
+			return fmt.Errorf("%w: lanes %d must be positive", ErrInvalidOption, n)
+		}
+		o.lanes = n
 		return nil
 	}
 }

@@ -52,6 +52,7 @@ func (e *Evaluator) tier2(job *tier2Job) error {
 		ctxTexts[i] = p.Text
 	}
 	ran := false
+	var vs []*vigil.Verdict
 	for _, mt := range job.cands {
 		r := mt.Rule
 		e.m.RuleEvaluations.WithLabelValues(r.ID, "2").Inc()
@@ -77,16 +78,13 @@ func (e *Evaluator) tier2(job *tier2Job) error {
 		if action == vigil.ActionEscalateTier2 {
 			action = vigil.ActionFlag
 		}
-		v := e.verdict(job.m, job.version, r, mt.Spans, 2, action, res.Label+": "+res.Reason)
-		if err := e.publish(ctx, job.m, v); err != nil {
-			return err
-		}
-		job.ev.Verdicts++
+		vs = append(vs, e.verdict(job.m, job.version, r, mt.Spans, 2, action, res.Label+": "+res.Reason))
 	}
 	if ran {
 		job.ev.Tiers = []int{1, 2}
 	}
-	return e.finish(ctx, job.msg, job.ev, job.start)
+	job.ev.Verdicts += len(vs)
+	return e.finish(ctx, job.msg, job.m, vs, job.ev, job.start)
 }
 
 // tier2Failed hands the message back for redelivery, or dead-letters it
