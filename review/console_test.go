@@ -16,7 +16,7 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 func TestConsoleEscapesMessageText(t *testing.T) {
 	e := newEnv(t, testConfig())
 	const evil = `<script>alert("pwned")</script><img src=x onerror=alert(1)>`
-	e.flag("acme", "conv-<b>x</b>", "rule<i>", vigil.SeverityHigh, vigil.ActionAlert, evil+" ⟦EMAIL:0123456789abcdef⟧")
+	e.flag("acme", "conv-<b>x</b>", "rule<i>", vigil.SeverityHigh, vigil.ActionAlert, evil+" write to jane.doe@example.com")
 	id := e.waitAlerts(tokAnn, "", 1).Alerts[0].ID
 	b := e.login(tokAnn)
 	pages := []string{"/console/queue", "/console/alerts/" + id, "/console/dashboard", "/console/queue?rule=" + url.QueryEscape("<script>x</script>")}

@@ -3,6 +3,8 @@ package review_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +23,7 @@ import (
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/bus"
 	"github.com/vigilhq/vigil/bus/bustest"
+	"github.com/vigilhq/vigil/pii"
 	"github.com/vigilhq/vigil/review"
 	"github.com/vigilhq/vigil/review/workflow"
 )
@@ -47,11 +50,21 @@ func testConfig() review.Config {
 	}
 }
 
-// vaultValues stands in for pii.Vault in these tests: the values behind
-// the tokens the test messages carry.
-var vaultValues = map[string]string{
-	"⟦EMAIL:0123456789abcdef⟧": "jane.doe@example.com",
-	"⟦PHONE:fedcba9876543210⟧": "+1 212 555 0100",
+// busAuditor writes the vault's audit events to the AUDIT stream.
+type busAuditor struct{ b *bus.Bus }
+
+func (a busAuditor) Audit(ctx context.Context, ev vigil.AuditEvent) error {
+	_, err := a.b.PublishAudit(ctx, &ev)
+	return err
+}
+
+func randomKey(t testing.TB) string {
+	t.Helper()
+	k := make([]byte, pii.KeySize)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(k)
 }
 
 type env struct {
@@ -59,6 +72,7 @@ type env struct {
 	srv    *bustest.Server
 	bus    *bus.Bus
 	svc    *review.Service
+	tok    *pii.Tokenizer
 	http   *httptest.Server
 	detoks atomic.Int64
 	seq    atomic.Int64
@@ -70,13 +84,21 @@ func newEnv(t testing.TB, cfg review.Config, opts ...review.Option) *env {
 	e.bus = e.srv.Bus(t, bus.Config{Memory: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	keys, err := pii.NewStaticKeys(pii.StaticKeysConfig{Default: &pii.StaticTenantKeys{KEK: randomKey(t), TokenKey: randomKey(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vault, err := pii.NewVault(e.bus.VaultKV(), keys, pii.WithAuditor(busAuditor{e.bus}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.tok, err = pii.NewTokenizer(vault); err != nil {
+		t.Fatal(err)
+	}
 	opts = append([]review.Option{review.WithDetokenizer(review.DetokenizeFunc(
-		func(_ context.Context, tenant, token, actor, reason string) (string, error) {
+		func(ctx context.Context, tenant, token, actor, reason string) (string, error) {
 			e.detoks.Add(1)
-			if v, ok := vaultValues[token]; ok && tenant == "acme" && actor != "" && reason != "" {
-				return v, nil
-			}
-			return "", fmt.Errorf("token not in vault")
+			return vault.Detokenize(ctx, tenant, token, pii.Request{Actor: actor, Reason: reason})
 		}))}, opts...)
 	svc, err := review.New(ctx, e.bus, cfg, opts...)
 	if err != nil {
@@ -99,18 +121,21 @@ func newEnv(t testing.TB, cfg review.Config, opts ...review.Option) *env {
 	return e
 }
 
-// flag publishes a message of conversation conv and a verdict of rule on
-// it, and returns the message.
+// flag tokenizes and publishes a message of conversation conv and a
+// verdict of rule on it, and returns the stored (tokenized) message.
 func (e *env) flag(tenant, conv, rule string, sev vigil.Severity, action vigil.Action, text string) *vigil.Message {
 	e.t.Helper()
 	n := e.seq.Add(1)
 	now := time.Now().UTC()
 	m := &vigil.Message{
 		ID: fmt.Sprintf("m-%d-%d", n, now.UnixNano()), Tenant: tenant, ConversationID: conv,
-		Sender: vigil.Participant{ID: "u1", DisplayName: "⟦NAME:aaaaaaaaaaaaaaaa⟧", Role: "advisor"},
+		Sender: vigil.Participant{ID: "u1", DisplayName: "Alex Advisor", Role: "advisor"},
 		Text:   text, SentAt: now, ReceivedAt: now,
 	}
 	ctx := context.Background()
+	if err := e.tok.TokenizeMessage(ctx, m); err != nil {
+		e.t.Fatalf("TokenizeMessage: %v", err)
+	}
 	if _, err := e.bus.PublishMessage(ctx, m); err != nil {
 		e.t.Fatalf("PublishMessage: %v", err)
 	}

@@ -1,16 +1,6 @@
 package workflow
 
-import "strings"
-
-// Token text as written by package pii: ⟦KIND:id⟧ with KIND 1–16
-// upper-case letters or '_' and id 16 lower-case hex digits. FindTokens
-// mirrors pii.FindTokens so the console can render chips without the vault.
-const (
-	tokenOpen  = "\u27e6"
-	tokenClose = "\u27e7"
-	tokenIDLen = 16
-	maxKindLen = 16
-)
+import "github.com/vigilhq/vigil/pii"
 
 // Token is a token found in a message's text.
 type Token struct {
@@ -22,45 +12,14 @@ type Token struct {
 	Start, End int
 }
 
-// FindTokens returns the tokens in text, in order.
+// FindTokens returns the tokens in text, in order ([pii.FindTokens]).
 func FindTokens(text string) []Token {
-	var out []Token
-	for i := 0; i < len(text); {
-		k := strings.Index(text[i:], tokenOpen)
-		if k < 0 {
-			break
-		}
-		i += k
-		if t, ok := tokenAt(text, i); ok {
-			out = append(out, t)
-			i = t.End
-		} else {
-			i += len(tokenOpen)
-		}
+	found := pii.FindTokens(text)
+	out := make([]Token, len(found))
+	for i, t := range found {
+		out[i] = Token{Kind: string(t.Kind), Text: text[t.Start:t.End], Start: t.Start, End: t.End}
 	}
 	return out
-}
-
-func tokenAt(s string, i int) (Token, bool) {
-	j := i + len(tokenOpen)
-	ks := j
-	for j < len(s) && j-ks <= maxKindLen && (s[j] >= 'A' && s[j] <= 'Z' || s[j] == '_') {
-		j++
-	}
-	if j == ks || j-ks > maxKindLen || j >= len(s) || s[j] != ':' {
-		return Token{}, false
-	}
-	kind := s[ks:j]
-	j++
-	is := j
-	for j < len(s) && j-is < tokenIDLen && (s[j] >= '0' && s[j] <= '9' || s[j] >= 'a' && s[j] <= 'f') {
-		j++
-	}
-	if j-is != tokenIDLen || !strings.HasPrefix(s[j:], tokenClose) {
-		return Token{}, false
-	}
-	end := j + len(tokenClose)
-	return Token{Kind: strings.ToLower(kind), Text: s[i:end], Start: i, End: end}, true
 }
 
 // Reveal is one detokenized value, returned only to a privileged reviewer
