@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/ch-go/compress"
@@ -92,10 +93,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *handler) run(r *http.Request, queryID string, kind *string) ([]byte, Result, string, error) {
 	e := h.e
 	params := r.URL.Query()
-	body, err := h.readBody(r, params.Get("decompress") == "1")
+	body, release, err := h.readBody(r, params.Get("decompress") == "1")
 	if err != nil {
 		return nil, Result{}, "", err
 	}
+	defer release()
 	req, err := parseRequest(params, r.Method, body)
 	if err != nil {
 		return nil, Result{}, "", err
@@ -205,13 +207,14 @@ func nativeLacksZone(b []byte) bool {
 // readBody reads the request body, undoing Content-Encoding and (with
 // decompress=1) ClickHouse's compressed-block framing, bounded by the
 // engine's MaxRequestBytes on the wire and after decoding.
-func (h *handler) readBody(r *http.Request, framed bool) ([]byte, error) {
+func (h *handler) readBody(r *http.Request, framed bool) (body []byte, release func(), err error) {
+	release = func() {}
 	if r.Method != http.MethodPost || r.Body == nil {
-		return nil, nil
+		return nil, release, nil
 	}
 	e := h.e
 	if r.ContentLength > e.maxBody {
-		return nil, tooLarge(e.maxBody)
+		return nil, release, tooLarge(e.maxBody)
 	}
 	wire := &countingReader{r: http.MaxBytesReader(nil, r.Body, e.maxBody)}
 	defer func() { e.metrics.ReceivedBytes.Add(float64(wire.n)) }()
@@ -221,46 +224,59 @@ func (h *handler) readBody(r *http.Request, framed bool) ([]byte, error) {
 	case "gzip", "x-gzip":
 		zr, err := gzip.NewReader(wire)
 		if err != nil {
-			return nil, decodeError(enc, err)
+			return nil, release, decodeError(enc, err)
 		}
 		defer zr.Close()
 		src = zr
 	case "deflate":
 		zr, err := zlib.NewReader(wire)
 		if err != nil {
-			return nil, decodeError(enc, err)
+			return nil, release, decodeError(enc, err)
 		}
 		defer zr.Close()
 		src = zr
 	case "zstd":
 		zr, err := zstd.NewReader(wire, zstd.WithDecoderConcurrency(1))
 		if err != nil {
-			return nil, decodeError(enc, err)
+			return nil, release, decodeError(enc, err)
 		}
 		defer zr.Close()
 		src = zr
 	default:
-		return nil, newException(codeUnknownCompression, "Unknown HTTP Content-Encoding %q: supported are gzip, deflate, zstd", truncate(enc, 32))
+		return nil, release, newException(codeUnknownCompression, "Unknown HTTP Content-Encoding %q: supported are gzip, deflate, zstd", truncate(enc, 32))
 	}
 	if framed {
 		src = compress.NewReader(src)
 	}
-	var buf bytes.Buffer
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	release = func() {
+		if buf.Cap() <= maxPooledBody {
+			bodyPool.Put(buf)
+		}
+	}
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength))
 	}
-	_, err := buf.ReadFrom(io.LimitReader(src, e.maxBody+1))
+	_, err = buf.ReadFrom(io.LimitReader(src, e.maxBody+1))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe) || int64(buf.Len()) > e.maxBody:
-		return nil, tooLarge(e.maxBody)
+		return nil, release, tooLarge(e.maxBody)
 	case err != nil && framed && buf.Len() > 0 && errors.Is(err, io.EOF):
 		// ch-go's reader reports the end of the framed stream as EOF.
 	case err != nil:
-		return nil, decodeError("request body", err)
+		return nil, release, decodeError("request body", err)
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), release, nil
 }
+
+// bodyPool recycles request body buffers: batches of a few MiB each would
+// otherwise be fresh, zeroed memory on every insert.
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody keeps outsized buffers out of the pool.
+const maxPooledBody = 32 << 20
 
 func tooLarge(limit int64) error {
 	return newException(codeQueryIsTooLarge, "Request body exceeds the limit of %d bytes (MaxRequestBytes)", limit)
