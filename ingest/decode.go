@@ -31,6 +31,8 @@ type wireMessage struct {
 	Metadata       map[string]string   `json:"metadata"`
 }
 
+const msgNotUTF8 = "not valid UTF-8"
+
 // decodeOne decodes a request body holding one message object.
 func (s *Server) decodeOne(body []byte) (*wireMessage, *Error) {
 	var w wireMessage
@@ -40,19 +42,32 @@ func (s *Server) decodeOne(body []byte) (*wireMessage, *Error) {
 	return &w, nil
 }
 
-// decodeBatch decodes a request body holding a JSON array of messages. It
-// splits the array first so that errors name the element ("[3].text") and
-// an oversized batch is refused before its elements are decoded.
+// decodeBatch decodes a request body holding a JSON array of messages.
+// The fast path decodes the array in one pass; if that fails, the slow
+// path splits the array and decodes element by element so the error names
+// the element ("[3].text").
 func (s *Server) decodeBatch(body []byte) ([]*wireMessage, *Error) {
-	var raws []json.RawMessage
-	if err := s.decodeJSON(body, &raws); err != nil {
+	var all []wireMessage
+	if err := s.decodeJSON(body, &all); err == nil {
+		if e := s.checkBatchLen(len(all)); e != nil {
+			return nil, e
+		}
+		ws := make([]*wireMessage, len(all))
+		for i := range all {
+			ws[i] = &all[i]
+		}
+		return ws, nil
+	} else if err.Status != http.StatusBadRequest {
 		return nil, err
 	}
-	if len(raws) == 0 {
-		return nil, badRequest("", "batch is empty")
+	// Split without the UTF-8 check, so an element's invalid bytes are
+	// reported with its index by decodeOne.
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return nil, jsonError(err)
 	}
-	if len(raws) > s.cfg.MaxBatch {
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("batch has more than %d messages", s.cfg.MaxBatch)}
+	if e := s.checkBatchLen(len(raws)); e != nil {
+		return nil, e
 	}
 	ws := make([]*wireMessage, len(raws))
 	for i, raw := range raws {
@@ -63,6 +78,16 @@ func (s *Server) decodeBatch(body []byte) ([]*wireMessage, *Error) {
 		ws[i] = w
 	}
 	return ws, nil
+}
+
+func (s *Server) checkBatchLen(n int) *Error {
+	if n == 0 {
+		return badRequest("", "batch is empty")
+	}
+	if n > s.cfg.MaxBatch {
+		return &Error{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("batch has more than %d messages", s.cfg.MaxBatch)}
+	}
+	return nil
 }
 
 // decodeAny decodes one message or an array of messages (NATS and
@@ -86,7 +111,7 @@ func (s *Server) decodeJSON(body []byte, v any) *Error {
 	if !utf8.Valid(body) {
 		// encoding/json would silently replace invalid bytes with U+FFFD;
 		// find the field that held them to name it.
-		return &Error{Status: http.StatusBadRequest, Field: invalidUTF8Field(body), Msg: "not valid UTF-8"}
+		return &Error{Status: http.StatusBadRequest, Field: invalidUTF8Field(body), Msg: msgNotUTF8}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if s.cfg.Strict {

@@ -161,6 +161,7 @@ func TestBadInputRejectedAndNothingStored(t *testing.T) {
 		{"empty batch", "/v1/messages/batch", []byte(`[]`), 400, ""},
 		{"oversize batch", "/v1/messages/batch", mustJSON(t, validBatch(4)), 413, ""},
 		{"bad batch element", "/v1/messages/batch", mustJSON(t, badElem), 413, "[1].text"},
+		{"invalid UTF-8 in batch element", "/v1/messages/batch", bytes.Replace(mustJSON(t, []map[string]any{wireMsg("a", "acme", "c", "ok"), wireMsg("b", "acme", "c", "héllo")}), []byte("é"), []byte{0xff}, 1), 400, "[1].text"},
 		{"batch element missing tenant", "/v1/messages/batch", []byte(`[{"conversation_id":"c"}]`), 400, "[0].tenant"},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,199 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/bus"
+)
+
+// benchBatch is the batch size of both sides of BenchmarkIngest.
+const benchBatch = 1000
+
+// benchText is ~300 bytes of ordinary chat text without personal data, so
+// the tokenizer scans but stores nothing in the vault.
+var benchText = strings.Repeat("let us review the quarterly allocation before the call ", 6)[:300]
+
+// BenchmarkIngest compares, on one embedded JetStream (file store, loopback
+// TCP), HTTP batch ingest (decode, validate, tokenize with the real pii
+// tokenizer, async publish, wait for every PubAck) with bare JetStream
+// async publishes of the same messages (marshal, PublishMsgAsync with a
+// unique Nats-Msg-Id, wait for every PubAck). Both report msgs/s and the
+// per-batch ack latency.
+func BenchmarkIngest(b *testing.B) {
+	b.Run("bare-jetstream-async", func(b *testing.B) {
+		e := newEnv(b, envOpts{})
+		js, err := jetstream.New(e.nats.Conn, jetstream.WithPublishAsyncMaxPending(bus.DefaultAsyncMaxPending))
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := vigil.Message{Tenant: "acme", ConversationID: "c", Sender: vigil.Participant{ID: "u-1", DisplayName: "⟦NAME:x⟧"},
+			Channel: "chat", Text: benchText, SentAt: time.Now().UTC(), ReceivedAt: time.Now().UTC()}
+		var seq int
+		runBatches(b, func() error {
+			futs := make([]jetstream.PubAckFuture, benchBatch)
+			for i := range futs {
+				seq++
+				m.ID = "bare-" + strconv.Itoa(seq)
+				m.ConversationID = "c" + strconv.Itoa(seq%100)
+				data, err := json.Marshal(&m)
+				if err != nil {
+					return err
+				}
+				msg := &nats.Msg{Subject: bus.MessageSubject(m.Tenant, m.ConversationID), Data: data, Header: nats.Header{}}
+				msg.Header.Set(jetstream.MsgIDHeader, m.ID)
+				if futs[i], err = js.PublishMsgAsync(msg); err != nil {
+					return err
+				}
+			}
+			for _, f := range futs {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	b.Run("http-batch", func(b *testing.B) {
+		e := newEnv(b, envOpts{})
+		client := e.http.Client()
+		// A struct, not a map: the client's own encoding cost should not
+		// dominate the comparison.
+		type wp struct {
+			ID          string `json:"id"`
+			DisplayName string `json:"display_name"`
+		}
+		type wm struct {
+			ID             string `json:"id"`
+			Tenant         string `json:"tenant"`
+			ConversationID string `json:"conversation_id"`
+			Sender         wp     `json:"sender"`
+			Channel        string `json:"channel"`
+			Text           string `json:"text"`
+			SentAt         string `json:"sent_at"`
+		}
+		sentAt := time.Now().UTC().Format(time.RFC3339Nano)
+		var seq int
+		runBatches(b, func() error {
+			batch := make([]wm, benchBatch)
+			for i := range batch {
+				seq++
+				batch[i] = wm{ID: "http-" + strconv.Itoa(seq), Tenant: "acme", ConversationID: "c" + strconv.Itoa(seq%100),
+					Sender: wp{ID: "u-1", DisplayName: "Alice Smith"}, Channel: "chat", Text: benchText, SentAt: sentAt}
+			}
+			body, err := json.Marshal(batch)
+			if err != nil {
+				return err
+			}
+			req, _ := http.NewRequest(http.MethodPost, e.http.URL+"/v1/messages/batch", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+tokenAcme)
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			out, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusAccepted {
+				return fmt.Errorf("status %d: %.200s", resp.StatusCode, out)
+			}
+			return nil
+		})
+	})
+}
+
+// runBatches runs one batch per iteration and reports msgs/s and the
+// p50/p99 batch ack latency in milliseconds.
+func runBatches(b *testing.B, batch func() error) {
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		t0 := time.Now()
+		if err := batch(); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(b.N*benchBatch)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-batch-ack-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-batch-ack-ms")
+}
+
+// BenchmarkWSSessionMemory opens idle-after-one-message WebSocket sessions
+// and reports the heap+stack growth per session. Client and server live in
+// this process, so the figure is an upper bound of the server's share.
+func BenchmarkWSSessionMemory(b *testing.B) {
+	const sessions = 500
+	e := newEnv(b, envOpts{})
+	for range b.N {
+		before := memInUse()
+		conns := make([]*websocket.Conn, 0, sessions)
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		var mu sync.Mutex
+		for i := range sessions {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				h := http.Header{"Authorization": {"Bearer " + tokenAcme}}
+				c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.http.URL, "http")+"/v1/ws", &websocket.DialOptions{HTTPHeader: h})
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				body, _ := json.Marshal(wireMsg(fmt.Sprintf("mem-%d-%d", b.N, i), "acme", fmt.Sprintf("c%d", i), "hello"))
+				if err := c.Write(ctx, websocket.MessageText, body); err != nil {
+					failed.Add(1)
+					return
+				}
+				if _, _, err := c.Read(ctx); err != nil {
+					failed.Add(1)
+					return
+				}
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if failed.Load() > 0 {
+			b.Fatalf("%d sessions failed", failed.Load())
+		}
+		after := memInUse()
+		b.ReportMetric(float64(after-before)/sessions/1024, "KiB/session(client+server)")
+		for _, c := range conns {
+			c.CloseNow()
+		}
+	}
+}
+
+func memInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse + ms.StackInuse
+}
