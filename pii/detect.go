@@ -94,6 +94,10 @@ func wordBefore(s string, i int) bool {
 	return !strings.HasSuffix(s[:i], tokenClose)
 }
 
+// inWord reports whether a cue at i is inside a word. The end of the last
+// finding is a boundary, as the token that replaces it will be.
+func (sc *scanner) inWord(i int) bool { return i != sc.last && wordBefore(sc.s, i) }
+
 // wordAfter reports whether the byte at i glues the preceding candidate to
 // more text (letters, digits, '_' or an '@' making it an e-mail local part).
 func wordAfter(s string, i int) bool {
@@ -197,7 +201,9 @@ func (sc *scanner) run() {
 			}
 		case cueToken:
 			if t, ok := parseTokenAt(s, i); ok {
-				i = t.End
+				// A token ends context like a finding does, so text reads
+				// the same before and after tokenization.
+				i, sc.last = t.End, t.End
 			} else {
 				i++
 			}
@@ -290,7 +296,10 @@ type numRun struct {
 }
 
 // scanRun reads a run of digits with single separators (space, '-', '.',
-// '/', parentheses) starting at i (a digit, '+' or '(').
+// '/', parentheses) starting at i (a digit, '+' or '('). A run longer than
+// maxRunGroups groups, maxRunDigits digits or maxRunBytes bytes ends at the
+// last group boundary that fits; a first group longer than that marks the
+// run long (a hash, a long id: nothing we look for).
 func scanRun(s string, i int) numRun {
 	r := numRun{start: i}
 	j := i
@@ -299,25 +308,43 @@ func scanRun(s string, i int) numRun {
 		j++
 	}
 	inGroup := false
-	for j < len(s) && j-i < maxRunBytes {
+	// closeRun ends the run at the last complete group.
+	closeRun := func() numRun {
+		if inGroup && r.ng > 0 && (j >= len(s) || !isDigit(s[j])) {
+			// the current group is complete
+		} else if inGroup && r.ng > 1 {
+			r.nd -= r.groups[r.ng-1]
+			r.groups[r.ng-1] = 0
+			r.ng--
+		} else if inGroup {
+			r.long = true
+		}
+		if r.ng > 0 {
+			r.end = r.groupEnd[r.ng-1]
+		} else {
+			r.end = j
+		}
+		return r
+	}
+	for j < len(s) {
 		c := s[j]
+		if j-i >= maxRunBytes {
+			return closeRun()
+		}
 		switch {
 		case isDigit(c):
 			if !inGroup {
 				if r.ng == maxRunGroups {
-					r.long = true
-					r.end = j
-					return r
+					return closeRun()
 				}
 				r.ng++
 				inGroup = true
 			}
 			if r.nd == maxRunDigits {
-				r.long = true
-			} else {
-				r.digits[r.nd] = c
-				r.nd++
+				return closeRun()
 			}
+			r.digits[r.nd] = c
+			r.nd++
 			r.groups[r.ng-1]++
 			r.groupEnd[r.ng-1] = j + 1
 			j++
@@ -327,22 +354,20 @@ func scanRun(s string, i int) numRun {
 			j++
 			continue
 		case c == ')' && inGroup && r.seps&sepParen != 0 && j+1 < len(s) && (s[j+1] == ' ' || s[j+1] == '-' || isDigit(s[j+1])):
-			inGroup = false
-			j++
-			if s[j] == ' ' || s[j] == '-' {
-				if j+1 < len(s) && isDigit(s[j+1]) {
-					j++
-				} else {
-					j--
-					r.end = j
-					return r
-				}
+			if s[j+1] != ' ' && s[j+1] != '-' {
+				inGroup = false
+				j++
+			} else if j+2 < len(s) && isDigit(s[j+2]) {
+				inGroup = false
+				j += 2
+			} else {
+				break
 			}
 			if r.ng < maxRunGroups {
 				r.sepKind[r.ng] = ')'
 			}
 			continue
-		case inGroup && j+1 < len(s) && (c == ' ' || c == '-' || c == '.' || c == '/') && (isDigit(s[j+1]) || (c == ' ' && s[j+1] == '(')):
+		case inGroup && j+1 < len(s) && (c == ' ' || c == '-' || c == '.' || c == '/') && (isDigit(s[j+1]) || (c == ' ' && s[j+1] == '(' && j+2 < len(s) && isDigit(s[j+2]))):
 			inGroup = false
 			switch c {
 			case ' ':
@@ -362,18 +387,44 @@ func scanRun(s string, i int) numRun {
 		}
 		break
 	}
-	if r.ng > 0 {
-		r.end = r.groupEnd[r.ng-1]
-	} else {
-		r.end = j
+	inGroup = false
+	return closeRun()
+}
+
+// prefix returns the run cut to its first n groups.
+func (r *numRun) prefix(s string, n int) numRun {
+	if n == r.ng {
+		return *r
 	}
-	if j-i >= maxRunBytes {
-		r.long = true
-		for r.end < len(s) && isDigit(s[r.end]) {
-			r.end++
+	p := *r
+	p.ng = n
+	p.end = r.groupEnd[n-1]
+	p.nd = 0
+	for g := 0; g < n; g++ {
+		p.nd += r.groups[g]
+	}
+	for g := n; g < maxRunGroups; g++ {
+		p.groups[g], p.groupEnd[g], p.sepKind[g] = 0, 0, 0
+	}
+	p.seps = 0
+	for g := 1; g < n; g++ {
+		switch r.sepKind[g] {
+		case ' ':
+			p.seps |= sepSpace
+		case '-':
+			p.seps |= sepDash
+		case '.':
+			p.seps |= sepDot
+		case '/':
+			p.seps |= sepSlash
+		case ')':
+			p.seps |= sepParen
 		}
 	}
-	return r
+	if strings.ContainsAny(s[p.start:p.end], "()") {
+		p.seps |= sepParen
+	}
+	return p
 }
 
 func (r *numRun) sepsOnly(mask int) bool { return r.seps&^mask == 0 }
@@ -402,7 +453,7 @@ func (r *numRun) groupsAre(want ...int) bool {
 
 func (sc *scanner) digits(i int) int {
 	s := sc.s
-	if wordBefore(s, i) {
+	if sc.inWord(i) {
 		return skipWord(s, i+1)
 	}
 	if s[i] == '+' && i > 0 && (s[i-1] == '+' || isDigit(s[i-1])) {
@@ -416,15 +467,27 @@ func (sc *scanner) digits(i int) int {
 		return skipWord(s, r.end)
 	}
 	if wordAfter(s, r.end) || (r.end+1 < len(s) && (s[r.end] == '.' || s[r.end] == '-') && isAlnum(s[r.end+1])) {
-		// Glued to a word, an e-mail local part or a longer dotted/dashed
-		// identifier: not a value on its own.
-		return skipWord(s, r.end)
+		// The last group is glued to a word, an e-mail local part or a
+		// longer dotted/dashed identifier: it is not part of a value, the
+		// groups before it may be.
+		if r.ng == 1 {
+			return skipWord(s, r.end)
+		}
+		r = r.prefix(s, r.ng-1)
 	}
-	consumed, found := sc.classify(&r)
-	if found || consumed || r.ng == 1 {
+	// The longest prefix of the run that is a value wins; shorter prefixes
+	// matter when a value is followed by more numbers ("(212) 555-0187 2012"),
+	// and make detection stable: text before a token reads as it did.
+	for n := r.ng; n >= 1; n-- {
+		p := r.prefix(s, n)
+		if _, found := sc.classify(&p); found {
+			return sc.last // an address extends past the run
+		}
+	}
+	if r.ng == 1 {
 		return r.end
 	}
-	// Nothing in the whole run: the next group may start a value of its own.
+	// Nothing starts here: the next group may start a value of its own.
 	return r.groupEnd[0]
 }
 
@@ -649,7 +712,7 @@ func (sc *scanner) at(i int) int {
 	for k > sc.last && i-k < 64 && isLocalChar(s[k-1]) {
 		k--
 	}
-	if k > 0 && (isLocalChar(s[k-1]) || wordBefore(s, k)) {
+	if k > 0 && k != sc.last && (isLocalChar(s[k-1]) || wordBefore(s, k)) {
 		// Stopped at the previous finding or the length limit: not a clean
 		// address start.
 		return i + 1
@@ -708,7 +771,7 @@ func (sc *scanner) colon(i int) int {
 	for k > sc.last && i-k < 40 && (isHex(s[k-1]) || s[k-1] == ':') {
 		k--
 	}
-	if wordBefore(s, k) {
+	if sc.inWord(k) {
 		return i + 1
 	}
 	j := i + 1
@@ -781,7 +844,7 @@ func gluedAfterName(s string, j int) bool {
 
 func (sc *scanner) upper(i int) int {
 	s := sc.s
-	if wordBefore(s, i) {
+	if sc.inWord(i) {
 		return skipWord(s, i+1)
 	}
 	if i+3 < len(s) && isUpper(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
