@@ -3,9 +3,10 @@
 // flow ingest → pii → bus → evaluator → warehouse.
 //
 // An [Evaluator] reads messages with durable pull consumers, one per
-// partition of the stream (a conversation always maps to one partition), so
-// the messages of a conversation are evaluated in order while conversations
-// of different partitions run in parallel. For each message it
+// partition of the stream (a conversation always maps to one partition).
+// Within a partition, messages are spread over lanes by conversation, so the
+// messages of a conversation are evaluated in order while other
+// conversations run in parallel. For each message it
 //
 //   - appends the message to the conversation's context window ([Window]),
 //     kept in a JetStream KV bucket with compare-and-set updates and a
@@ -21,7 +22,12 @@
 //     tenant [Webhooks], and only then acknowledges the message, so a crash
 //     re-evaluates and the ids deduplicate.
 //
-// Messages that keep failing are dead-lettered with a reason after
-// [DefaultMaxDeliver] attempts so one poisoned conversation never stalls the
-// others.
+// A message that keeps failing is dead-lettered with a reason after
+// [DefaultMaxAttempts] attempts in place (a single one once it has been
+// delivered [DefaultMaxDeliver] times), and each attempt is bounded by a
+// deadline, so one poisoned or slow conversation never stalls the others.
+//
+// Tier 2 runs on an in-process worker pool: the message stays unacked until
+// its tier-2 work is done and is redone after a crash. (A durable TIER2
+// work stream in bus would let the message be acked earlier.)
 package evaluator

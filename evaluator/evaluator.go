@@ -475,11 +475,14 @@ func (e *Evaluator) evaluate(msg jetstream.Msg, m *vigil.Message, seq uint64) (e
 				return err
 			}
 			job := &tier2Job{msg: msg, m: m, seq: seq, prev: prev, cands: cands, version: set.Version(), ev: ev, start: start}
+			// A full queue holds this lane back (backpressure) rather than
+			// failing the message: only a hard stop gives up, and then the
+			// message is redelivered.
 			select {
 			case e.jobs <- job:
 				return nil // the worker publishes the evaluation and acks
-			case <-ctx.Done():
-				return fmt.Errorf("queue tier-2 work for message %s: %w", m.ID, ctx.Err())
+			case <-e.ctx.Done():
+				return fmt.Errorf("queue tier-2 work for message %s: %w", m.ID, e.ctx.Err())
 			}
 		}
 	}

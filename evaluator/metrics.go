@@ -17,9 +17,10 @@ const (
 // [NewMetrics]; one value may be shared by an [Evaluator], its [Rules],
 // [Window], [Classifier] and [Webhooks].
 type Metrics struct {
-	// RuleEvaluations counts rule evaluations by rule and tier. Tier-1 counts
-	// every rule of the set per message under rule="*", since the set's
-	// prefilter index skips most rules; matches are counted per rule.
+	// RuleEvaluations counts rule evaluations by rule and tier. Tier 1
+	// evaluates the whole set at once through its prefilter index, so it
+	// counts one evaluation per message under rule="*"; tier 2 counts each
+	// classifier question under its rule. Firings are in Verdicts.
 	RuleEvaluations *prometheus.CounterVec
 	// RuleErrors counts rules that failed at run time on a message (cost
 	// limit, runtime error); the message's other rules still ran.

@@ -179,7 +179,9 @@ func WithClassifier(c *Classifier) Option {
 }
 
 // WithTier2 sizes the tier-2 worker pool and bounds one message's tier-2
-// work. Defaults DefaultTier2Workers, DefaultTier2Timeout.
+// work. The pool's queue holds 4×workers messages; when it is full, the lane
+// that needs tier 2 waits (backpressure) while other lanes go on. Defaults
+// DefaultTier2Workers, DefaultTier2Timeout.
 func WithTier2(workers int, timeout time.Duration) Option {
 	return func(o *options) error {
 		if workers <= 0 || timeout <= 0 {

@@ -47,6 +47,9 @@ func (e *Evaluator) runTier2() {
 func (e *Evaluator) tier2(job *tier2Job) error {
 	ctx, cancel := context.WithTimeout(e.ctx, e.o.tier2Timeout)
 	defer cancel()
+	// The job may have waited in the queue: restart the AckWait so the
+	// message is not redelivered while its tier-2 work runs.
+	_ = job.msg.InProgress()
 	ctxTexts := make([]string, len(job.prev))
 	for i, p := range job.prev {
 		ctxTexts[i] = p.Text
