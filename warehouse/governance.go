@@ -195,6 +195,9 @@ type ErasureRecord struct {
 	Tenant      string
 	RequestRef  string
 	SubjectHash string
+	// SubjectID is kept only while deletion is pending (restricted or in
+	// progress); [ClearErasureSubject] removes it once the subject is gone.
+	SubjectID string
 	// Outcome is set by package retention (in_progress, erased,
 	// restricted…).
 	Outcome     string
@@ -211,10 +214,10 @@ type ErasureRecord struct {
 
 // PutErasure writes a new version of an erasure record.
 func PutErasure(ctx context.Context, conn driver.Conn, r ErasureRecord) error {
-	err := conn.Exec(ctx, `INSERT INTO erasures (tenant, request_ref, subject_hash, outcome, basis, delete_after,
+	err := conn.Exec(ctx, `INSERT INTO erasures (tenant, request_ref, subject_hash, subject_id, outcome, basis, delete_after,
     found, removed, requested_by, at, certificate, version)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.Tenant, r.RequestRef, r.SubjectHash, r.Outcome, r.Basis, nullTime(r.DeleteAfter),
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.Tenant, r.RequestRef, r.SubjectHash, r.SubjectID, r.Outcome, r.Basis, nullTime(r.DeleteAfter),
 		nonNilCounts(r.Found), nonNilCounts(r.Removed), r.RequestedBy, r.At.UTC(), r.Certificate, newVersion())
 	if err != nil {
 		return fmt.Errorf("write erasure record %s: %w", r.RequestRef, err)
@@ -222,13 +225,13 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	return nil
 }
 
-const erasureColumns = `tenant, request_ref, subject_hash, outcome, basis, delete_after, found, removed,
+const erasureColumns = `tenant, request_ref, subject_hash, subject_id, outcome, basis, delete_after, found, removed,
     requested_by, at, certificate`
 
 func scanErasure(rows driver.Rows) (ErasureRecord, error) {
 	var r ErasureRecord
 	var after *time.Time
-	err := rows.Scan(&r.Tenant, &r.RequestRef, &r.SubjectHash, &r.Outcome, &r.Basis, &after, &r.Found, &r.Removed,
+	err := rows.Scan(&r.Tenant, &r.RequestRef, &r.SubjectHash, &r.SubjectID, &r.Outcome, &r.Basis, &after, &r.Found, &r.Removed,
 		&r.RequestedBy, &r.At, &r.Certificate)
 	r.DeleteAfter = derefTime(after)
 	r.At = r.At.UTC()
@@ -253,6 +256,19 @@ func GetErasure(ctx context.Context, conn driver.Conn, tenant, requestRef string
 		return ErasureRecord{}, fmt.Errorf("read erasure record %s: %w", requestRef, err)
 	}
 	return r, nil
+}
+
+// ClearErasureSubject blanks the subject id in every stored version of the
+// request's record (a mutation, waited for), so no row of the erasures
+// table names an erased subject.
+func ClearErasureSubject(ctx context.Context, conn driver.Conn, tenant, requestRef string) error {
+	sctx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"mutations_sync": 2}))
+	err := conn.Exec(sctx, "ALTER TABLE erasures UPDATE subject_id = '' WHERE tenant = "+quoteString(tenant)+
+		" AND request_ref = "+quoteString(requestRef)+" AND subject_id != ''")
+	if err != nil {
+		return fmt.Errorf("clear erasure subject %s: %w", requestRef, err)
+	}
+	return nil
 }
 
 // ListErasures returns the current records of tenant (all tenants when

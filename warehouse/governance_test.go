@@ -182,7 +182,7 @@ func TestGovernanceRecords(t *testing.T) {
 	if _, err := warehouse.GetErasure(ctx, db.Conn, "acme", "R1"); !errors.Is(err, warehouse.ErrNoErasure) {
 		t.Fatalf("GetErasure of nothing = %v, want ErrNoErasure", err)
 	}
-	r := warehouse.ErasureRecord{Tenant: "acme", RequestRef: "R1", SubjectHash: "abc", Outcome: "in_progress",
+	r := warehouse.ErasureRecord{Tenant: "acme", RequestRef: "R1", SubjectHash: "abc", SubjectID: "u1", Outcome: "in_progress",
 		Found: map[string]uint64{"messages": 3}, Removed: map[string]uint64{}, RequestedBy: "dpo", At: base, Certificate: "{}"}
 	if err := warehouse.PutErasure(ctx, db.Conn, r); err != nil {
 		t.Fatal(err)
@@ -204,6 +204,13 @@ func TestGovernanceRecords(t *testing.T) {
 	}
 	if list, _ := warehouse.ListErasures(ctx, db.Conn, "acme", "erased"); len(list) != 0 {
 		t.Fatalf("ListErasures(erased) = %d records, want 0", len(list))
+	}
+	if err := warehouse.ClearErasureSubject(ctx, db.Conn, "acme", "R1"); err != nil {
+		t.Fatal(err)
+	}
+	var named uint64
+	if err := db.Conn.QueryRow(ctx, "SELECT count() FROM erasures WHERE subject_id != ''").Scan(&named); err != nil || named != 0 {
+		t.Fatalf("erasure rows still naming the subject = %d (%v), want 0", named, err)
 	}
 }
 
