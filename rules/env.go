@@ -38,6 +38,12 @@ const (
 	fnNear        = "near"
 	fnMatchesRE   = "matches_re"
 	fnHas         = "has"
+	// fnContainsAnyPacked is contains_any with a literal list packed into
+	// one string constant by the macro, so the list is not rebuilt on
+	// every evaluation. Authors never write it.
+	fnContainsAnyPacked = "_vigil_contains_any"
+	// packSep separates the phrases of a packed list.
+	packSep = "\x1f"
 )
 
 // msgVars is `msg` (and each element of `ctx.messages`) as CEL sees it.
@@ -85,6 +91,8 @@ func (d *doc) Value() any                     { return d }
 type textCache struct {
 	phrases sync.Map // string → []string
 	nPhrase atomic.Int64
+	packs   sync.Map // packed string → [][]string
+	nPack   atomic.Int64
 	regexps sync.Map // string → *regexp.Regexp
 	nRegexp atomic.Int64
 }
@@ -102,6 +110,20 @@ func (c *textCache) phrase(p string) []string {
 	return ws
 }
 
+func (c *textCache) packed(p string) [][]string {
+	if v, ok := c.packs.Load(p); ok {
+		return v.([][]string)
+	}
+	var out [][]string
+	for _, s := range strings.Split(p, packSep) {
+		out = append(out, phraseWords(s))
+	}
+	if c.nPack.Add(1) <= maxCacheEntries {
+		c.packs.Store(p, out)
+	}
+	return out
+}
+
 func (c *textCache) regexp(p string) (*regexp.Regexp, error) {
 	if v, ok := c.regexps.Load(p); ok {
 		return v.(*regexp.Regexp), nil
@@ -114,6 +136,34 @@ func (c *textCache) regexp(p string) (*regexp.Regexp, error) {
 		c.regexps.Store(p, re)
 	}
 	return re, nil
+}
+
+// containsAnyMacro rewrites contains_any like docMacro; a list literal of
+// string literals becomes one packed string constant.
+func containsAnyMacro(eh parser.ExprHelper, target ast.Expr, args []ast.Expr) (ast.Expr, *common.Error) {
+	text, list := args[0], args[len(args)-1]
+	if target != nil {
+		text = target
+	}
+	if list.Kind() == ast.ListKind && len(list.AsList().OptionalIndices()) == 0 {
+		var ps []string
+		for _, el := range list.AsList().Elements() {
+			if el.Kind() != ast.LiteralKind {
+				ps = nil
+				break
+			}
+			p, ok := el.AsLiteral().(types.String)
+			if !ok || strings.Contains(string(p), packSep) {
+				ps = nil
+				break
+			}
+			ps = append(ps, string(p))
+		}
+		if len(ps) > 0 {
+			return eh.NewCall(fnContainsAnyPacked, eh.NewIdent(varDoc), text, eh.NewLiteral(types.String(strings.Join(ps, packSep)))), nil
+		}
+	}
+	return docMacro(fnContainsAny)(eh, target, args)
 }
 
 // docMacro rewrites a text function call so that it also receives the
@@ -141,8 +191,8 @@ func newEnv(c *textCache) (*cel.Env, error) {
 		cel.Macros(
 			cel.ReceiverMacro(fnHasPhrase, 1, docMacro(fnHasPhrase)),
 			cel.GlobalMacro(fnHasPhrase, 2, docMacro(fnHasPhrase)),
-			cel.GlobalMacro(fnContainsAny, 2, docMacro(fnContainsAny)),
-			cel.ReceiverMacro(fnContainsAny, 1, docMacro(fnContainsAny)),
+			cel.GlobalMacro(fnContainsAny, 2, containsAnyMacro),
+			cel.ReceiverMacro(fnContainsAny, 1, containsAnyMacro),
 			cel.GlobalMacro(fnNear, 4, docMacro(fnNear)),
 			cel.GlobalMacro(fnMatchesRE, 2, docMacro(fnMatchesRE)),
 			cel.ReceiverMacro(fnMatchesRE, 1, docMacro(fnMatchesRE)),
@@ -167,6 +217,19 @@ func newEnv(c *textCache) (*cel.Env, error) {
 							return types.NewErr("contains_any: list element is not a string")
 						}
 						if st.hasPhrase(text, c.phrase(string(p))) {
+							found = true
+						}
+					}
+					return types.Bool(found)
+				}))),
+		cel.Function(fnContainsAnyPacked,
+			cel.Overload("vigil_contains_any_doc_string_packed", []*cel.Type{docType, cel.StringType, cel.StringType}, cel.BoolType,
+				cel.FunctionBinding(func(args ...ref.Val) ref.Val {
+					st := args[0].(*doc).st
+					text := str(args[1])
+					found := false
+					for _, p := range c.packed(str(args[2])) {
+						if st.hasPhrase(text, p) {
 							found = true
 						}
 					}
@@ -257,6 +320,14 @@ func (e costEstimator) EstimateCallCost(fn, _ string, _ *checker.AstNode, args [
 		c = words(args[1])
 	case fnContainsAny:
 		c = words(args[1]) * max(size(args[2]), 1)
+	case fnContainsAnyPacked:
+		n := uint64(1)
+		if lit := args[2].Expr(); lit.Kind() == ast.LiteralKind {
+			if p, ok := lit.AsLiteral().(types.String); ok {
+				n = uint64(strings.Count(string(p), packSep) + 1)
+			}
+		}
+		c = words(args[1]) * n
 	case fnNear:
 		c = 2 * words(args[1])
 	case fnMatchesRE:
@@ -288,6 +359,12 @@ func (actualCost) CallCost(fn, _ string, args []ref.Val, _ ref.Val) *uint64 {
 		n := uint64(1)
 		if l, ok := args[2].(traits.Lister); ok {
 			n = uint64(max(int64(l.Size().(types.Int)), 1))
+		}
+		c = (textLen(1)/8 + 1) * n
+	case fnContainsAnyPacked:
+		n := uint64(1)
+		if p, ok := args[2].(types.String); ok {
+			n = uint64(strings.Count(string(p), packSep) + 1)
 		}
 		c = (textLen(1)/8 + 1) * n
 	case fnMatchesRE:
