@@ -239,7 +239,9 @@ type run struct {
 
 // Run generates traffic per cfg and sends it until Duration or Count is
 // reached or ctx ends, then waits up to VerdictWait for outstanding
-// verdicts and returns what it measured. Refused requests (429, 503) are
+// verdicts and returns what it measured. When ctx ends, Run stops sending
+// but lets requests in flight finish (each bounded by RequestTimeout) and
+// skips the verdict wait, so an interrupted run still reports. Refused requests (429, 503) are
 // retried after Retry-After; every failure is counted in Result.Errors, not
 // returned. Run returns an error only when it cannot start: an invalid
 // config (wrapping [ErrInvalidConfig] or [ErrInvalidMix]) or a transport
@@ -306,7 +308,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		wg.Add(1)
 		go func() { // owned by Run, which waits below
 			defer wg.Done()
-			clients[i] = r.session(ctx, sendCtx, clients[i], gens[i])
+			clients[i] = r.session(context.WithoutCancel(ctx), sendCtx, clients[i], gens[i])
 		}()
 	}
 	wg.Wait()
@@ -347,8 +349,9 @@ func (r *run) claim(n int) int {
 }
 
 // session sends until sendCtx ends or Count is reached, and returns its
-// (possibly redialled) client for Run to close.
-func (r *run) session(ctx, sendCtx context.Context, c client, g *Generator) client {
+// (possibly redialled) client for Run to close. Requests run on reqCtx,
+// which outlives sendCtx so that the last ones complete.
+func (r *run) session(reqCtx, sendCtx context.Context, c client, g *Generator) client {
 	batch := make([]*Message, 0, r.cfg.Batch)
 	for sendCtx.Err() == nil {
 		n := r.claim(r.cfg.Batch)
@@ -367,12 +370,12 @@ func (r *run) session(ctx, sendCtx context.Context, c client, g *Generator) clie
 		}
 		if c == nil {
 			var err error
-			if c, err = r.dial(ctx); err != nil {
+			if c, err = r.dial(reqCtx); err != nil {
 				r.fail(batch, classify(err))
 				continue
 			}
 		}
-		if !r.send(ctx, c, batch) && r.cfg.Transport == TransportWS {
+		if !r.send(reqCtx, sendCtx, c, batch) && r.cfg.Transport == TransportWS {
 			// A WebSocket session that lost a request is out of step
 			// with its acks: start a new one.
 			_ = c.close()
@@ -382,9 +385,10 @@ func (r *run) session(ctx, sendCtx context.Context, c client, g *Generator) clie
 	return c
 }
 
-// send delivers one request with retries and records the outcome. It
-// returns false when the client should be discarded.
-func (r *run) send(ctx context.Context, c client, batch []*Message) (healthy bool) {
+// send delivers one request with retries and records the outcome; a retry
+// wait ends early when stop ends. It returns false when the client should
+// be discarded.
+func (r *run) send(ctx, stop context.Context, c client, batch []*Message) (healthy bool) {
 	start := time.Now()
 	r.mu.Lock()
 	if r.first.IsZero() {
@@ -406,13 +410,6 @@ func (r *run) send(ctx context.Context, c client, batch []*Message) (healthy boo
 			r.ok(batch, acks, start)
 			return true
 		}
-		if ctx.Err() != nil {
-			// Interrupted: neither acked nor refused.
-			r.mu.Lock()
-			r.res.Failed += int64(len(batch))
-			r.mu.Unlock()
-			return false
-		}
 		se := classify(err)
 		if !se.Retryable() || attempt >= r.cfg.MaxRetries {
 			r.fail(batch, se)
@@ -426,7 +423,7 @@ func (r *run) send(ctx context.Context, c client, batch []*Message) (healthy boo
 		wait = min(wait, DefaultMaxRetryAfter)
 		t := time.NewTimer(wait)
 		select {
-		case <-ctx.Done():
+		case <-stop.Done():
 			t.Stop()
 			r.mu.Lock()
 			r.res.Failed += int64(len(batch))

@@ -32,6 +32,7 @@ var commands = []command{
 	{name: "serve", synopsis: "run against an external NATS cluster and ClickHouse (production)", run: runServe},
 	{name: "report", synopsis: "run an auditor report (verdicts, coverage, exports…)", run: runReport},
 	{name: "rules", synopsis: "lint, test and explain rule files", run: runRules},
+	{name: "simulate", synopsis: "generate realistic chat traffic against a running Vigil", run: runSimulate},
 	{name: "version", synopsis: "print the version", run: runVersion},
 }
 
