@@ -20,6 +20,11 @@ type index struct {
 	// flagged counts verdict alerts per tenant+conversation, so sampling
 	// can skip conversations that are already under review.
 	flagged map[convKey]int
+	// order holds every alert sorted for the queue (most severe, then
+	// oldest first). It is rebuilt lazily by the first query after a
+	// change, so a burst of changes costs one sort and queries only filter.
+	order []*workflow.Alert
+	dirty bool
 }
 
 type indexEntry struct {
@@ -44,6 +49,7 @@ func (x *index) apply(a *workflow.Alert, rev uint64) (changed, created bool) {
 		return false, false
 	}
 	x.alerts[a.ID] = indexEntry{alert: a, rev: rev}
+	x.dirty = true
 	if !ok && a.Kind == workflow.KindVerdict {
 		x.flagged[convKey{a.Tenant, a.ConversationID}]++
 	}
@@ -55,6 +61,7 @@ func (x *index) remove(id string) {
 	defer x.mu.Unlock()
 	if e, ok := x.alerts[id]; ok {
 		delete(x.alerts, id)
+		x.dirty = true
 		if e.alert.Kind == workflow.KindVerdict {
 			k := convKey{e.alert.Tenant, e.alert.ConversationID}
 			if x.flagged[k]--; x.flagged[k] <= 0 {
@@ -114,9 +121,14 @@ func (x *index) query(p workflow.Principal, f workflow.Filter, now time.Time) *w
 		cutoff = now.Add(-f.MinAge)
 	}
 	x.mu.RLock()
-	matched := make([]*workflow.Alert, 0, len(x.alerts))
-	for _, e := range x.alerts {
-		a := e.alert
+	if x.dirty {
+		x.mu.RUnlock()
+		x.sort()
+		x.mu.RLock()
+	}
+	defer x.mu.RUnlock()
+	start, end := (page-1)*per, page*per
+	for _, a := range x.order {
 		if !p.Sees(a.Tenant) || (f.Tenant != "" && a.Tenant != f.Tenant) {
 			continue
 		}
@@ -140,21 +152,30 @@ func (x *index) query(p workflow.Principal, f workflow.Filter, now time.Time) *w
 		}
 		out.BySeverity[a.Severity]++
 		out.ByRule[a.RuleID]++
-		matched = append(matched, a)
+		if out.Total >= start && out.Total < end {
+			out.Alerts = append(out.Alerts, a)
+		}
+		out.Total++
 	}
-	x.mu.RUnlock()
-	out.Total = len(matched)
-	start := (page - 1) * per
-	if start >= len(matched) {
+	if out.Alerts == nil {
 		out.Alerts = []*workflow.Alert{}
-		return out
 	}
-	end := min(start+per, len(matched))
-	// Only the requested page needs to be in order: a partial selection
-	// would do, but a full sort of 10k pointers costs about a millisecond.
-	slices.SortFunc(matched, compareAlerts)
-	out.Alerts = matched[start:end]
 	return out
+}
+
+// sort rebuilds the queue order if it is stale.
+func (x *index) sort() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.dirty {
+		return
+	}
+	x.order = x.order[:0]
+	for _, e := range x.alerts {
+		x.order = append(x.order, e.alert)
+	}
+	slices.SortFunc(x.order, compareAlerts)
+	x.dirty = false
 }
 
 func compareAlerts(a, b *workflow.Alert) int {
