@@ -54,6 +54,7 @@ const (
 	cueColon
 	cuePlusParen
 	cueToken
+	cueLowerName // first letter of a directory name part, lower-case
 )
 
 var cues = func() (t [256]uint8) {
@@ -135,12 +136,29 @@ type scanner struct {
 
 	parts  [maxDirParts]dirPart
 	nparts int
+	// cues is the global table, or a copy with cueLowerName set for the
+	// first letters of the directory's names.
+	cues    *[256]uint8
+	dirCues [256]uint8
 }
 
 func (sc *scanner) buildDir(dir *Directory) {
+	sc.cues = &cues
 	if !sc.pol.enabled[kindIndex(KindName)] {
 		return
 	}
+	defer func() {
+		if sc.nparts == 0 {
+			return
+		}
+		sc.dirCues = cues
+		for p := 0; p < sc.nparts; p++ {
+			if c := sc.parts[p].word[0]; isAlpha(c) && len(sc.parts[p].word) >= minLowerName {
+				sc.dirCues[c|0x20] = cueLowerName
+			}
+		}
+		sc.cues = &sc.dirCues
+	}()
 	person := 0
 	add := func(p *vigil.Participant) {
 		name := p.DisplayName
@@ -181,8 +199,9 @@ func (sc *scanner) emit(k Kind, start, end int, conf float64, subject string) bo
 
 func (sc *scanner) run() {
 	s := sc.s
+	cue := sc.cues
 	for i := 0; i < len(s); {
-		switch cues[s[i]] {
+		switch cue[s[i]] {
 		case cueNone:
 			i++
 		case cueDigit:
@@ -199,6 +218,8 @@ func (sc *scanner) run() {
 			} else {
 				i++
 			}
+		case cueLowerName:
+			i = sc.lowerName(i)
 		case cueToken:
 			if t, ok := parseTokenAt(s, i); ok {
 				// A token ends context like a finding does, so text reads
@@ -220,7 +241,7 @@ var (
 	kwDOB     = []string{"dob", "d.o.b", "born", "birthday", "date of birth", "birth date", "birthdate"}
 	kwSSN     = []string{"ssn", "social security", "social sec", "ss#", "ss #"}
 	kwPhone   = []string{"phone", "call", "tel", "mobile", "cell", "text me", "whatsapp", "fax", "reach me", "ring"}
-	kwOrder   = []string{"order", "invoice", "ref", "ticket", "tracking", "case", "confirmation", "po #", "po#", "sku", "transaction", "txn", "shipment", "conf #", "booking", "reservation", "id #"}
+	kwOrder   = []string{"order", "invoice", "ref", "ticket", "tracking", "case", "confirmation", "po #", "po#", "sku", "transaction", "txn", "shipment", "conf #", "booking", "reservation", "id #", "code"}
 	kwCard    = []string{"card", "visa", "mastercard", "amex", "cc "}
 )
 
@@ -480,8 +501,14 @@ func (sc *scanner) digits(i int) int {
 	// and make detection stable: text before a token reads as it did.
 	for n := r.ng; n >= 1; n-- {
 		p := r.prefix(s, n)
-		if _, found := sc.classify(&p); found {
+		consumed, found := sc.classify(&p)
+		if found {
 			return sc.last // an address extends past the run
+		}
+		if consumed && n == r.ng {
+			// The whole run has the shape of a card, date or SSN but failed
+			// its check: its parts are not values either.
+			return r.end
 		}
 	}
 	if r.ng == 1 {
@@ -555,8 +582,14 @@ func (sc *scanner) classify(r *numRun) (consumed, found bool) {
 			conf := 0.55
 			if knownIIN(d) {
 				conf = 0.98
-				if getCtx().has(kwCard) {
+				ctx := getCtx()
+				switch card, order := ctx.lastIndex(kwCard), ctx.lastIndex(kwOrder); {
+				case card >= 0 && card > order:
 					conf = 0.995
+				case order >= 0:
+					// A reference, tracking or confirmation number: one in
+					// ten random numbers passes Luhn.
+					conf = 0.5
 				}
 			}
 			if sc.emit(KindCard, r.start, r.end, conf, "") {
@@ -592,8 +625,8 @@ func (sc *scanner) classify(r *numRun) (consumed, found bool) {
 
 	// Street address: house number, capitalised street name, suffix.
 	if !r.plus && r.ng == 1 && r.nd <= 5 && r.end < len(s) && s[r.end] == ' ' {
-		if end, ok := streetAfter(s, r.end); ok {
-			return true, sc.emit(KindAddress, r.start, end, 0.75, "")
+		if end, conf, ok := streetAfter(s, r.end); ok {
+			return true, sc.emit(KindAddress, r.start, end, conf, "")
 		}
 	}
 	return false, false
@@ -657,21 +690,32 @@ func isStreetSuffix(w string) bool {
 	return false
 }
 
-// streetAfter matches " Capitalised Words Suffix[.]" after a house number
-// ending at i and returns the end of the address.
-func streetAfter(s string, i int) (int, bool) {
-	words := 0
+// streetAfter matches " Street Name Suffix[.]" after a house number ending
+// at i and returns the end of the address and its confidence. Capitalised
+// names are the common case; an all-lower-case address ("12 oak st") is
+// accepted only when the suffix ends the clause.
+func streetAfter(s string, i int) (int, float64, bool) {
+	words, lower := 0, false
 	for words < 5 && i < len(s) && s[i] == ' ' {
 		j := i + 1
-		if j >= len(s) || !(isUpper(s[j]) || isDigit(s[j])) {
-			return 0, false
+		if j >= len(s) || !(isAlpha(s[j]) || isDigit(s[j])) {
+			return 0, 0, false
+		}
+		if isLower(s[j]) {
+			lower = true
 		}
 		k := j + 1
 		for k < len(s) && isAlnum(s[k]) {
 			k++
 		}
 		w := s[j:k]
-		if words > 0 && isStreetSuffix(w) {
+		if words > 0 && (isStreetSuffix(w) || (lower && isStreetSuffix(titleASCII(w)))) {
+			if lower {
+				if k < len(s) && !strings.ContainsRune(",.;:!?)\n", rune(s[k])) {
+					return 0, 0, false
+				}
+				return k, 0.65, true
+			}
 			if k < len(s) && s[k] == '.' {
 				k++
 			}
@@ -689,30 +733,47 @@ func streetAfter(s string, i int) (int, bool) {
 					}
 				}
 			}
-			return k, true
+			return k, 0.75, true
 		}
-		if k < len(s) && !(s[k] == ' ') {
-			return 0, false
+		if k < len(s) && s[k] != ' ' {
+			return 0, 0, false
 		}
 		words++
 		i = k
 	}
-	return 0, false
+	return 0, 0, false
+}
+
+// titleASCII upper-cases the first byte of a short ASCII word.
+func titleASCII(w string) string {
+	if len(w) == 0 || len(w) > 16 || !isLower(w[0]) {
+		return w
+	}
+	var b [16]byte
+	n := copy(b[:], w)
+	b[0] -= 'a' - 'A'
+	return string(b[:n])
 }
 
 // ---- e-mail ----
 
 func isLocalChar(c byte) bool {
-	return isAlnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-' || c == '\''
+	return isAlnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-' || c == '\'' || c >= 0x80
+}
+
+// localBefore reports whether the byte before k belongs to an e-mail local
+// part (internationalised addresses included; a token's end is not).
+func localBefore(s string, k int) bool {
+	return k > 0 && isLocalChar(s[k-1]) && !strings.HasSuffix(s[:k], tokenClose)
 }
 
 func (sc *scanner) at(i int) int {
 	s := sc.s
 	k := i
-	for k > sc.last && i-k < 64 && isLocalChar(s[k-1]) {
+	for k > sc.last && i-k < 64 && localBefore(s, k) {
 		k--
 	}
-	if k > 0 && k != sc.last && (isLocalChar(s[k-1]) || wordBefore(s, k)) {
+	if k > 0 && k != sc.last && (localBefore(s, k) || wordBefore(s, k)) {
 		// Stopped at the previous finding or the length limit: not a clean
 		// address start.
 		return i + 1
@@ -849,7 +910,7 @@ func (sc *scanner) upper(i int) int {
 	}
 	if i+3 < len(s) && isUpper(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
 		if end, ok := sc.iban(i); ok {
-			return end
+			return end // an IBAN, or one with a bad checksum: skip it whole
 		}
 	}
 	j := nameWordEnd(s, i)
@@ -867,6 +928,12 @@ func (sc *scanner) upper(i int) int {
 	if sc.nparts > 0 {
 		if end, ok := sc.dirName(i, j); ok {
 			return end
+		}
+		if strings.HasSuffix(w, "'s") {
+			// Possessive: "Maria's call".
+			if end, ok := sc.dirName(i, j-2); ok {
+				return end
+			}
 		}
 	}
 	return j
@@ -929,13 +996,44 @@ func (sc *scanner) matchPart(w string) (*dirPart, bool) {
 // dirName matches directory names at the capitalised word s[i:j],
 // extending over following words of the same person ("Anna Lee").
 func (sc *scanner) dirName(i, j int) (int, bool) {
+	return sc.dirNameConf(i, j, 0.85, 0.95)
+}
+
+// minLowerName is the shortest name part matched in lower case.
+const minLowerName = 3
+
+// lowerName matches a directory name written in lower case ("thanks
+// anna"), with less confidence: such words are more often ordinary words.
+func (sc *scanner) lowerName(i int) int {
+	s := sc.s
+	if sc.inWord(i) {
+		return skipWord(s, i+1)
+	}
+	j := nameWordEnd(s, i)
+	if j-i < minLowerName || gluedAfterName(s, j) {
+		return max(j, i+1)
+	}
+	if end, ok := sc.dirNameConf(i, j, 0.7, 0.85); ok {
+		return end
+	}
+	if strings.HasSuffix(s[i:j], "'s") {
+		if end, ok := sc.dirNameConf(i, j-2, 0.7, 0.85); ok {
+			return end
+		}
+	}
+	return j
+}
+
+// dirNameConf is dirName with the confidences of a one-word and a
+// several-word match.
+func (sc *scanner) dirNameConf(i, j int, one, several float64) (int, bool) {
 	s := sc.s
 	p, ok := sc.matchPart(s[i:j])
 	if !ok {
 		return 0, false
 	}
 	end, words := j, 1
-	for end+1 < len(s) && s[end] == ' ' && isUpper(s[end+1]) {
+	for end+1 < len(s) && s[end] == ' ' && isAlpha(s[end+1]) {
 		e2 := nameWordEnd(s, end+1)
 		q, ok := sc.matchPart(s[end+1 : e2])
 		if !ok || q.person != p.person || gluedAfterName(s, e2) {
@@ -944,9 +1042,9 @@ func (sc *scanner) dirName(i, j int) (int, bool) {
 		end = e2
 		words++
 	}
-	conf := 0.85
+	conf := one
 	if words > 1 {
-		conf = 0.95
+		conf = several
 	}
 	return end, sc.emit(KindName, i, end, conf, p.subject)
 }
@@ -997,8 +1095,13 @@ func (sc *scanner) iban(i int) (int, bool) {
 			return 0, false
 		}
 	}
-	if n != want || wordAfter(s, j) || !ibanValid(buf[:n]) {
+	if n != want || wordAfter(s, j) {
 		return 0, false
 	}
-	return j, sc.emit(KindIBAN, i, j, 0.99, "")
+	if ibanValid(buf[:n]) {
+		sc.emit(KindIBAN, i, j, 0.99, "")
+	}
+	// Found, or IBAN-shaped with a bad checksum: either way its digit
+	// groups are not phone or card numbers.
+	return j, true
 }
