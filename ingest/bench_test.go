@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"slices"
 	"strconv"
@@ -140,54 +141,86 @@ func runBatches(b *testing.B, batch func() error) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-batch-ack-ms")
 }
 
-// BenchmarkWSSessionMemory opens idle-after-one-message WebSocket sessions
-// and reports the heap+stack growth per session. Client and server live in
-// this process, so the figure is an upper bound of the server's share.
+// BenchmarkWSSessionMemory opens WebSocket sessions that each send one
+// message, read its ack and then stay idle, and reports heap+stack growth
+// per session. Client and server live in this process, so "bare" (a
+// coder/websocket echo handler, the DESIGN.md baseline) against "ingest"
+// in the same run isolates what an ingest session adds.
 func BenchmarkWSSessionMemory(b *testing.B) {
 	const sessions = 500
 	e := newEnv(b, envOpts{})
-	for range b.N {
-		before := memInUse()
-		conns := make([]*websocket.Conn, 0, sessions)
-		var wg sync.WaitGroup
-		var failed atomic.Int64
-		var mu sync.Mutex
-		for i := range sessions {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				h := http.Header{"Authorization": {"Bearer " + tokenAcme}}
-				c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.http.URL, "http")+"/v1/ws", &websocket.DialOptions{HTTPHeader: h})
-				if err != nil {
-					failed.Add(1)
-					return
-				}
-				body, _ := json.Marshal(wireMsg(fmt.Sprintf("mem-%d-%d", b.N, i), "acme", fmt.Sprintf("c%d", i), "hello"))
-				if err := c.Write(ctx, websocket.MessageText, body); err != nil {
-					failed.Add(1)
-					return
-				}
-				if _, _, err := c.Read(ctx); err != nil {
-					failed.Add(1)
-					return
-				}
-				mu.Lock()
-				conns = append(conns, c)
-				mu.Unlock()
-			}()
+	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
 		}
-		wg.Wait()
-		if failed.Load() > 0 {
-			b.Fatalf("%d sessions failed", failed.Load())
+		defer c.CloseNow()
+		for {
+			_, data, err := c.Read(context.Background())
+			if err != nil {
+				return
+			}
+			if err := c.Write(context.Background(), websocket.MessageText, data[:min(len(data), 40)]); err != nil {
+				return
+			}
 		}
-		after := memInUse()
-		b.ReportMetric(float64(after-before)/sessions/1024, "KiB/session(client+server)")
-		for _, c := range conns {
-			c.CloseNow()
-		}
+	}))
+	defer bare.Close()
+	for _, target := range []struct{ name, url string }{{"bare", bare.URL}, {"ingest", e.http.URL + "/v1/ws"}} {
+		b.Run(target.name, func(b *testing.B) {
+			for range b.N {
+				before := memInUse()
+				conns := openSessions(b, target.url, sessions)
+				after := memInUse()
+				b.ReportMetric(float64(after-before)/sessions/1024, "KiB/session")
+				for _, c := range conns {
+					c.CloseNow()
+				}
+			}
+		})
 	}
+}
+
+var memSeq atomic.Int64
+
+func openSessions(b *testing.B, url string, n int) []*websocket.Conn {
+	conns := make([]*websocket.Conn, 0, n)
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed atomic.Int64
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			h := http.Header{"Authorization": {"Bearer " + tokenAcme}}
+			c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http"), &websocket.DialOptions{HTTPHeader: h})
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			body, _ := json.Marshal(wireMsg(fmt.Sprintf("mem-%d", memSeq.Add(1)), "acme", fmt.Sprintf("c%d", i), "hello"))
+			if err := c.Write(ctx, websocket.MessageText, body); err != nil {
+				failed.Add(1)
+				return
+			}
+			if _, _, err := c.Read(ctx); err != nil {
+				failed.Add(1)
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		b.Fatalf("%d sessions failed", failed.Load())
+	}
+	return conns
 }
 
 func memInUse() uint64 {

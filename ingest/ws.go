@@ -54,20 +54,27 @@ type errorFrame struct {
 	errorBody
 }
 
-// session is one WebSocket connection. Its memory is the conn, the
-// bounded send queue and two goroutines (reader = the handler, writer).
+// session is one WebSocket connection. An idle session owns only the
+// handler goroutine blocked in Read, the conn, two timers and its small
+// state: frames are written by a flusher goroutine that exists only while
+// the queue is not empty, and pings run on timer callbacks. (A permanent
+// writer goroutine would add ~8 KiB of stack to each of 50k sessions.)
 type session struct {
 	srv    *Server
 	c      *websocket.Conn
 	tenant string // "" in open mode
-	out    chan []byte
 
 	lastRead atomic.Int64 // unix nanos of the last client message
 
-	killOnce sync.Once
-	kill     chan struct{}
-	code     websocket.StatusCode
-	reason   string
+	qmu      sync.Mutex
+	queue    [][]byte // frames to write, at most WSSendQueue
+	flushing bool     // a flusher goroutine is running
+	dead     bool     // no new goroutines may start
+	closing  bool     // close requested
+	wg       sync.WaitGroup
+
+	ping, idle *time.Timer
+	stopShut   func() bool // unregisters the server-shutdown hook
 
 	mu    sync.Mutex
 	convs []string // action subjects followed, oldest first
@@ -89,11 +96,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered the client
 	}
 	c.SetReadLimit(s.cfg.MaxRequestBytes)
-	ss := &session{
-		srv: s, c: c, tenant: tenant,
-		out:  make(chan []byte, s.cfg.WSSendQueue),
-		kill: make(chan struct{}),
-	}
+	ss := &session{srv: s, c: c, tenant: tenant}
 	ss.lastRead.Store(time.Now().UnixNano())
 	s.metrics.WSSessions.Inc()
 	s.wg.Add(1)
@@ -103,20 +106,22 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.wg.Done()
 	}()
 	// Reads are not bound to the server's context: cancelling a read makes
-	// coder/websocket drop the connection without a close frame, and the
-	// writer must be able to send its close reason (shutdown, slow
-	// consumer, idle) first. The writer's close ends the read; readCtx is
-	// the safety net once the writer has exited.
-	readCtx, cancelRead := context.WithCancel(context.Background())
-	writerDone := make(chan struct{})
-	go func() { // owned by this handler, which waits for it below
-		defer close(writerDone)
-		defer cancelRead()
-		ss.writeLoop()
-	}()
-	ss.readLoop(readCtx)
+	// coder/websocket drop the connection without a close frame, and a
+	// close reason (shutdown, slow consumer, idle) must reach the client.
+	// Closing the connection is what ends the read.
+	ss.ping = time.AfterFunc(s.cfg.WSPingInterval, ss.onPing)
+	ss.idle = time.AfterFunc(s.cfg.WSIdleTimeout, ss.onIdle)
+	ss.stopShut = context.AfterFunc(s.ctx, func() { ss.close(websocket.StatusGoingAway, CloseShutdown) })
+	ss.readLoop(context.Background())
 	ss.close(websocket.StatusNormalClosure, "")
-	<-writerDone
+	ss.ping.Stop()
+	ss.idle.Stop()
+	ss.stopShut()
+	ss.qmu.Lock()
+	ss.dead = true
+	ss.qmu.Unlock()
+	ss.wg.Wait()
+	c.CloseNow()
 }
 
 // readLoop reads client frames until the connection ends.
@@ -167,72 +172,111 @@ func (ss *session) handle(data []byte) bool {
 	return true
 }
 
+// goLocked starts f on a goroutine the session waits for, unless the
+// session is ending. ss.qmu must be held.
+func (ss *session) goLocked(f func()) bool {
+	if ss.dead {
+		return false
+	}
+	ss.wg.Add(1)
+	go func() { // waited for by handleWS (ss.wg)
+		defer ss.wg.Done()
+		f()
+	}()
+	return true
+}
+
 // enqueue queues a frame without blocking. A full queue means the client
 // does not read fast enough: the session is closed rather than buffering
 // without bound.
 func (ss *session) enqueue(frame []byte) bool {
-	select {
-	case <-ss.kill:
+	ss.qmu.Lock()
+	defer ss.qmu.Unlock()
+	if ss.closing || ss.dead {
 		return false
-	default:
 	}
-	select {
-	case ss.out <- frame:
-		return true
-	default:
+	if len(ss.queue) >= ss.srv.cfg.WSSendQueue {
 		ss.srv.metrics.WSSendQueueDrops.Inc()
-		ss.close(websocket.StatusPolicyViolation, CloseSlowConsumer)
+		ss.closeLocked(websocket.StatusPolicyViolation, CloseSlowConsumer)
 		return false
+	}
+	ss.queue = append(ss.queue, frame)
+	if !ss.flushing {
+		ss.flushing = ss.goLocked(ss.flush)
+	}
+	return true
+}
+
+// flush writes queued frames in order and exits when the queue is empty.
+func (ss *session) flush() {
+	for {
+		ss.qmu.Lock()
+		if len(ss.queue) == 0 || ss.closing {
+			ss.queue = nil // free the backing array of an idle session
+			ss.flushing = false
+			ss.qmu.Unlock()
+			return
+		}
+		f := ss.queue[0]
+		ss.queue[0] = nil
+		ss.queue = ss.queue[1:]
+		ss.qmu.Unlock()
+		ctx, cancel := context.WithTimeout(ss.srv.ctx, ss.srv.cfg.WSWriteTimeout)
+		err := ss.c.Write(ctx, websocket.MessageText, f)
+		cancel()
+		if err != nil {
+			ss.close(websocket.StatusPolicyViolation, CloseSlowConsumer)
+		}
 	}
 }
 
-// close asks the writer to close the connection with code and reason; the
-// first call wins.
+// close performs the close handshake with code and reason on its own
+// goroutine (it may take seconds with a stuck peer); the first call wins.
+// The closed connection ends the handler's read loop.
 func (ss *session) close(code websocket.StatusCode, reason string) {
-	ss.killOnce.Do(func() {
-		ss.code, ss.reason = code, reason
-		close(ss.kill)
+	ss.qmu.Lock()
+	defer ss.qmu.Unlock()
+	ss.closeLocked(code, reason)
+}
+
+func (ss *session) closeLocked(code websocket.StatusCode, reason string) {
+	if ss.closing {
+		return
+	}
+	ss.closing = true
+	if !ss.goLocked(func() { _ = ss.c.Close(code, reason) }) {
+		ss.c.CloseNow()
+	}
+}
+
+// onPing runs on the ping timer: ping, then re-arm (or close).
+func (ss *session) onPing() {
+	ss.qmu.Lock()
+	defer ss.qmu.Unlock()
+	if ss.closing {
+		return
+	}
+	ss.goLocked(func() {
+		ctx, cancel := context.WithTimeout(ss.srv.ctx, ss.srv.cfg.WSWriteTimeout)
+		err := ss.c.Ping(ctx)
+		cancel()
+		if err != nil {
+			ss.close(websocket.StatusGoingAway, ClosePingTimeout)
+			return
+		}
+		ss.ping.Reset(ss.srv.cfg.WSPingInterval)
 	})
 }
 
-// writeLoop writes queued frames, pings and enforces the idle timeout. It
-// alone writes to the connection and it performs the close handshake.
-func (ss *session) writeLoop() {
-	s := ss.srv
-	ping := time.NewTicker(s.cfg.WSPingInterval)
-	defer ping.Stop()
-	idle := time.NewTimer(s.cfg.WSIdleTimeout)
-	defer idle.Stop()
-	for {
-		select {
-		case <-ss.kill:
-			_ = ss.c.Close(ss.code, ss.reason)
-			return
-		case <-s.ctx.Done():
-			ss.close(websocket.StatusGoingAway, CloseShutdown)
-		case f := <-ss.out:
-			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WSWriteTimeout)
-			err := ss.c.Write(ctx, websocket.MessageText, f)
-			cancel()
-			if err != nil {
-				ss.close(websocket.StatusPolicyViolation, CloseSlowConsumer)
-			}
-		case <-ping.C:
-			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WSWriteTimeout)
-			err := ss.c.Ping(ctx)
-			cancel()
-			if err != nil {
-				ss.close(websocket.StatusGoingAway, ClosePingTimeout)
-			}
-		case <-idle.C:
-			since := time.Since(time.Unix(0, ss.lastRead.Load()))
-			if since >= s.cfg.WSIdleTimeout {
-				ss.close(websocket.StatusGoingAway, CloseIdle)
-				continue
-			}
-			idle.Reset(s.cfg.WSIdleTimeout - since)
-		}
+// onIdle runs on the idle timer: close a session silent for WSIdleTimeout,
+// or re-arm for the remaining time.
+func (ss *session) onIdle() {
+	since := time.Since(time.Unix(0, ss.lastRead.Load()))
+	if since >= ss.srv.cfg.WSIdleTimeout {
+		ss.close(websocket.StatusGoingAway, CloseIdle)
+		return
 	}
+	ss.idle.Reset(ss.srv.cfg.WSIdleTimeout - since)
 }
 
 // follow subscribes the session to the action subjects of conversations
