@@ -155,6 +155,14 @@ func TestVersionIsContentHash(t *testing.T) {
 	if rules.Version(a) == rules.Version(c) || rules.Version(a) == rules.Version(d) {
 		t.Error("Version does not change with content or names")
 	}
+	e := map[string][]byte{"rules/packs/a.yaml": []byte("x"), "other/b.yaml": []byte("y")}
+	if rules.Version(a) != rules.Version(e) {
+		t.Error("Version depends on the directory the files were read from")
+	}
+	f := map[string][]byte{"a.yaml": []byte("y"), "b.yaml": []byte("x")}
+	if rules.Version(a) == rules.Version(f) {
+		t.Error("Version does not change when contents move between files")
+	}
 	if v := rules.Version(a); len(v) != 8 {
 		t.Errorf("Version = %q, want 8 hex digits", v)
 	}

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -271,18 +270,33 @@ func ReadFiles(dir string, recursive bool) (map[string][]byte, error) {
 	return files, nil
 }
 
-// Version returns the content hash [Set.Version] would report for files.
+// Version returns the content hash [Set.Version] would report for files:
+// 8 hex digits of SHA-256 over every file's base name and bytes. Directory
+// prefixes do not count, so the same files give the same version whether
+// they are read from rules/packs/finance, from another checkout or from a
+// KV bucket keyed by file name; renaming or editing a file changes it.
 func Version(files map[string][]byte) string {
-	names := sortedNames(files)
+	sums := make([]string, 0, len(files))
+	for n, b := range files {
+		h := sha256.New()
+		h.Write([]byte(baseName(n)))
+		h.Write([]byte{0})
+		h.Write(b)
+		sums = append(sums, string(h.Sum(nil)))
+	}
+	sort.Strings(sums)
 	h := sha256.New()
-	for _, n := range names {
-		h.Write([]byte(n))
-		h.Write([]byte{0})
-		h.Write([]byte(strconv.Itoa(len(files[n]))))
-		h.Write([]byte{0})
-		h.Write(files[n])
+	for _, s := range sums {
+		h.Write([]byte(s))
 	}
 	return hex.EncodeToString(h.Sum(nil))[:8]
+}
+
+func baseName(name string) string {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		return name[i+1:]
+	}
+	return name
 }
 
 func sortedNames(files map[string][]byte) []string {
