@@ -164,7 +164,11 @@ func (c *Certificate) WriteText(w io.Writer) error {
 		_ = tw.Flush()
 	}
 
-	b.WriteString("\nDeleted\n")
+	if c.DryRun {
+		b.WriteString("\nTo be deleted\n")
+	} else {
+		b.WriteString("\nDeleted\n")
+	}
 	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  subject key shredded\t%s\n", yesNo(c.Shredded.SubjectKey))
 	fmt.Fprintf(tw, "  tokens made unreadable\t%d\n", c.Shredded.Tokens)
