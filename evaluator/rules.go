@@ -154,6 +154,9 @@ func (r *Rules) reloadLocked(files map[string][]byte) error {
 	r.lastHash = rules.Version(files)
 	old := r.cur.Load()
 	if r.lastHash == old.Version() {
+		// The source holds the current set (again): nothing to swap, and a
+		// previous rejection no longer applies.
+		r.o.metrics.RulesLastReloadSuccessful.Set(1)
 		return nil
 	}
 	set, err := rules.LoadFiles(files, r.o.load...)

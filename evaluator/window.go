@@ -32,11 +32,50 @@ const windowKeyPrefix = "win."
 
 // WindowEntry is one message kept in a conversation's context window with
 // the MESSAGES stream sequence it was applied at. The message is stored
-// tokenized, as it arrived, minus the fields rules do not see (participants,
-// subjects, attachments, metadata).
+// tokenized, as it arrived, with only the fields rules read of previous
+// messages (id, sender, channel, text, send time, PII kinds): no
+// participants, subjects, attachments or metadata.
 type WindowEntry struct {
-	Seq     uint64        `json:"seq"`
-	Message vigil.Message `json:"msg"`
+	Seq     uint64
+	Message vigil.Message
+}
+
+// storedEntry is a WindowEntry as the bucket stores it: short keys and only
+// the fields rules read, since every update rewrites the whole window.
+// Tenant and conversation are implied by the key.
+type storedEntry struct {
+	Seq     uint64         `json:"s"`
+	ID      string         `json:"i"`
+	Sender  string         `json:"u,omitempty"`
+	Name    string         `json:"n,omitempty"`
+	Role    string         `json:"r,omitempty"`
+	Channel string         `json:"c,omitempty"`
+	Text    string         `json:"t"`
+	SentAt  int64          `json:"a"`
+	PII     map[string]int `json:"p,omitempty"`
+}
+
+// MarshalJSON encodes e compactly.
+func (e WindowEntry) MarshalJSON() ([]byte, error) {
+	m := &e.Message
+	return json.Marshal(storedEntry{
+		Seq: e.Seq, ID: m.ID, Sender: m.Sender.ID, Name: m.Sender.DisplayName, Role: m.Sender.Role,
+		Channel: m.Channel, Text: m.Text, SentAt: m.SentAt.UnixNano(), PII: m.PII,
+	})
+}
+
+// UnmarshalJSON decodes what MarshalJSON wrote; Tenant and ConversationID
+// stay empty.
+func (e *WindowEntry) UnmarshalJSON(b []byte) error {
+	var s storedEntry
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = WindowEntry{Seq: s.Seq, Message: vigil.Message{
+		ID: s.ID, Sender: vigil.Participant{ID: s.Sender, DisplayName: s.Name, Role: s.Role},
+		Channel: s.Channel, Text: s.Text, SentAt: time.Unix(0, s.SentAt).UTC(), PII: s.PII,
+	}}
+	return nil
 }
 
 // windowState is the value stored in the KV bucket for one conversation.
@@ -166,7 +205,8 @@ func (w *Window) Append(ctx context.Context, m *vigil.Message, seq uint64) ([]vi
 }
 
 // Messages returns the window of a conversation as the bucket holds it,
-// oldest first, bypassing the cache.
+// oldest first, bypassing the cache. Entries carry neither tenant nor
+// conversation id: the key implies them.
 func (w *Window) Messages(ctx context.Context, tenant, conversation string) ([]WindowEntry, error) {
 	key := WindowKey(tenant, conversation)
 	cw, err := w.load(ctx, key, true)
@@ -184,7 +224,9 @@ func (w *Window) context(st windowState, m *vigil.Message, seq uint64) []vigil.M
 		if e.Seq >= seq || e.Message.SentAt.Before(cutoff) {
 			continue
 		}
-		out = append(out, e.Message)
+		pm := e.Message
+		pm.Tenant, pm.ConversationID = m.Tenant, m.ConversationID
+		out = append(out, pm)
 	}
 	if len(out) > w.maxMessages {
 		out = out[len(out)-w.maxMessages:]
@@ -247,8 +289,7 @@ func (w *Window) forget(key string) { w.cache.remove(key) }
 // windowMessage is the part of m a window keeps: what rules read.
 func windowMessage(m *vigil.Message) vigil.Message {
 	return vigil.Message{
-		ID: m.ID, Tenant: m.Tenant, ConversationID: m.ConversationID,
-		Sender: m.Sender, Channel: m.Channel, Text: m.Text,
-		SentAt: m.SentAt, ReceivedAt: m.ReceivedAt, PII: m.PII,
+		ID: m.ID, Sender: m.Sender, Channel: m.Channel, Text: m.Text,
+		SentAt: m.SentAt.UTC(), PII: m.PII,
 	}
 }
