@@ -110,7 +110,9 @@ func benchAckToVerdict(b *testing.B, rate int) {
 	defer mu.Unlock()
 	slices.Sort(lat)
 	slices.Sort(pre)
-	q := func(d []time.Duration, p float64) float64 { return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000 }
+	q := func(d []time.Duration, p float64) float64 {
+		return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
+	}
 	b.ReportMetric(q(lat, 0.50), "p50_ms")
 	b.ReportMetric(q(lat, 0.99), "p99_ms")
 	b.ReportMetric(q(pre, 0.99), "p99_to_eval_ms")
