@@ -37,6 +37,10 @@ func TestCompileBad(t *testing.T) {
 			`13:11: rule bad.tier: invalid tier "3"`,
 		}},
 		{"regex.bad.yaml", []string{"6:28: rule bad.regex: invalid regular expression: missing closing ): `(unclosed`"}},
+		{"folded.bad.yaml", []string{
+			"7:31: rule folded.expr: undeclared reference to 'nope'",
+			"11:31: rule quoted.expr: undeclared reference to 'nada'",
+		}},
 		{"tier2.bad.yaml", []string{"4:11: rule tier2.noprompt: a tier-2 rule needs a prompt"}},
 		{"missing.bad.yaml", []string{
 			"2:5: missing id", "2:5: missing severity", "2:5: missing action", "2:5: missing expr",

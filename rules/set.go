@@ -479,6 +479,7 @@ func (r *Rule) compileExpr(e *cel.Env, o options) CompileErrors {
 			// The text macros pass the evaluation's text cache as a first
 			// argument; authors never wrote it, so keep it out of messages.
 			msg := strings.ReplaceAll(ce.Message, "vigil.doc, ", "")
+			msg = strings.TrimSuffix(msg, " (in container '')")
 			errs = append(errs, r.exprError(int(off), "%s", msg))
 		}
 		return errs
