@@ -61,6 +61,8 @@ type Bus struct {
 	log     *slog.Logger
 	metrics *Metrics
 
+	messages jetstream.Stream
+
 	contextKV jetstream.KeyValue
 	vaultKV   jetstream.KeyValue
 	rulesKV   jetstream.KeyValue
@@ -135,8 +137,12 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, opts ...Option) (*Bus,
 	}
 	b := &Bus{nc: nc, js: js, cfg: cfg, log: o.log.With("component", "bus"), metrics: o.metrics}
 	for _, sc := range StreamConfigs(cfg) {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		st, err := js.CreateOrUpdateStream(ctx, sc)
+		if err != nil {
 			return nil, fmt.Errorf("create or update stream %s: %w", sc.Name, err)
+		}
+		if sc.Name == StreamMessages {
+			b.messages = st
 		}
 	}
 	vsc := VaultStreamConfig(cfg)

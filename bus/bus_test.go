@@ -362,3 +362,24 @@ func TestSinkConsumerUnknownStream(t *testing.T) {
 		t.Fatalf("SinkConsumer(bad.name) = %v, want ErrInvalidOption", err)
 	}
 }
+
+func TestGetMessage(t *testing.T) {
+	s := bustest.New(t)
+	b := s.Bus(t, bus.Config{Memory: true})
+	ctx := testCtx(t)
+	want := msg("m1", "t", "c.1", "hello")
+	ack, err := b.PublishMessage(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.GetMessage(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != want.ID || got.Text != want.Text || !got.SentAt.Equal(want.SentAt) {
+		t.Fatalf("GetMessage = %+v, want %+v", got, want)
+	}
+	if _, err := b.GetMessage(ctx, 99); !errors.Is(err, bus.ErrMessageNotFound) {
+		t.Fatalf("GetMessage(99) = %v, want ErrMessageNotFound", err)
+	}
+}

@@ -49,6 +49,29 @@ func (b *Bus) PublishMessage(ctx context.Context, m *vigil.Message) (Ack, error)
 	return b.publish(ctx, StreamMessages, MessageSubject(m.Tenant, m.ConversationID), m.ID, m)
 }
 
+// ErrMessageNotFound is returned by [Bus.GetMessage] for a sequence that
+// holds no message (never written, erased, or aged out).
+var ErrMessageNotFound = errors.New("bus: message not found")
+
+// GetMessage reads the message stored at seq in MESSAGES (a direct get,
+// served by any replica).
+func (b *Bus) GetMessage(ctx context.Context, seq uint64) (*vigil.Message, error) {
+	ctx, cancel := b.withTimeout(ctx)
+	defer cancel()
+	raw, err := b.messages.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("get message seq %d: %w", seq, ErrMessageNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get message seq %d: %w", seq, err)
+	}
+	var m vigil.Message
+	if err := json.Unmarshal(raw.Data, &m); err != nil {
+		return nil, fmt.Errorf("decode message seq %d: %w", seq, err)
+	}
+	return &m, nil
+}
+
 // PublishVerdict stores a verdict in VERDICTS with Nats-Msg-Id v.ID.
 func (b *Bus) PublishVerdict(ctx context.Context, v *vigil.Verdict) (Ack, error) {
 	if err := validRecord(v.ID, v.Tenant, v.ConversationID); err != nil {

@@ -104,6 +104,32 @@ func TestDuplicateStoredOnce(t *testing.T) {
 	}
 }
 
+func TestReusedIDIsReportedAsConflict(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	first := wireMsg("reused", "acme", "c", "the original text")
+	second := wireMsg("reused", "acme", "c", "a different text")
+	var acks []ingest.Ack
+	for _, m := range []map[string]any{first, first, second} {
+		resp, body := e.post(t, "/v1/messages", tokenAcme, mustJSON(t, m))
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		acks = append(acks, decode[ingest.Ack](t, body))
+	}
+	if acks[1].Conflict || !acks[1].Duplicate {
+		t.Fatalf("true retry = %+v, want duplicate without conflict", acks[1])
+	}
+	if !acks[2].Conflict || !acks[2].Duplicate {
+		t.Fatalf("reused id = %+v, want duplicate with conflict", acks[2])
+	}
+	if n := testutil.ToFloat64(e.metrics.IDConflicts); n != 1 {
+		t.Fatalf("conflicts metric = %v, want 1", n)
+	}
+	if got := e.stored(t, acks[0].Sequence); got.Text == "a different text" || e.streamMsgs(t) != 1 {
+		t.Fatal("the conflicting message replaced the stored one")
+	}
+}
+
 func TestBadInputRejectedAndNothingStored(t *testing.T) {
 	strictCfg := ingest.Config{Strict: true, MaxBatch: 3, MaxRequestBytes: 200 << 10, MaxTextBytes: 100 << 10}
 	e := newEnv(t, envOpts{cfg: strictCfg})

@@ -38,6 +38,9 @@ type Metrics struct {
 	WSSendQueueDrops prometheus.Counter
 	// InFlight is vigil_ingest_in_flight_messages: admitted, not yet acked.
 	InFlight prometheus.Gauge
+	// IDConflicts is vigil_ingest_id_conflicts_total: duplicate ids whose
+	// stored message differs (reported to the client as conflict).
+	IDConflicts prometheus.Counter
 }
 
 // NewMetrics creates the ingest metrics and registers them with reg when
@@ -69,9 +72,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vigil_ingest_in_flight_messages",
 			Help: "Messages admitted and not yet acknowledged.",
 		}),
+		IDConflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_ingest_id_conflicts_total",
+			Help: "Duplicate message ids whose stored message differs from the new one.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.AckDuration, m.Requests, m.Messages, m.WSSessions, m.WSSendQueueDrops, m.InFlight)
+		reg.MustRegister(m.AckDuration, m.Requests, m.Messages, m.WSSessions, m.WSSendQueueDrops, m.InFlight, m.IDConflicts)
 	}
 	return m
 }

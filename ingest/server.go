@@ -58,6 +58,11 @@ type Ack struct {
 	// Duplicate reports that the id was already stored; nothing new was
 	// written and Sequence is the first copy's.
 	Duplicate bool `json:"duplicate"`
+	// Conflict reports a duplicate id whose stored message differs from
+	// this one (tenant, conversation, sender, sent_at or text): the client
+	// reused an id for another message. The stored message is kept; this
+	// one was not stored.
+	Conflict bool `json:"conflict,omitempty"`
 }
 
 // BatchAck is the answer to a batch: one Ack per message, in order.
@@ -314,8 +319,34 @@ func (s *Server) ingest(ctx context.Context, tenant string, ws []*wireMessage, b
 	acks := make([]Ack, len(ms))
 	for i, m := range ms {
 		acks[i] = Ack{ID: m.ID, Sequence: backs[i].Sequence, Duplicate: backs[i].Duplicate}
+		if acks[i].Duplicate {
+			acks[i].Conflict = s.conflicts(ctx, m, acks[i].Sequence)
+		}
 	}
 	return acks, nil
+}
+
+// conflicts reports whether the message stored at seq under m's id is a
+// different message. Nats-Msg-Id dedup compares ids only (DESIGN.md), so a
+// reused id would otherwise be dropped silently. Tokens are deterministic,
+// so the same message tokenizes to the same stored text.
+func (s *Server) conflicts(ctx context.Context, m *vigil.Message, seq uint64) bool {
+	if s.bus == nil {
+		return false
+	}
+	stored, err := s.bus.GetMessage(ctx, seq)
+	if err != nil {
+		// Erased or unreadable: the duplicate ack stands; nothing to compare.
+		s.log.Debug("duplicate check skipped", "message_id", m.ID, "err", err)
+		return false
+	}
+	same := stored.ID == m.ID && stored.Tenant == m.Tenant && stored.ConversationID == m.ConversationID &&
+		stored.Sender.ID == m.Sender.ID && stored.SentAt.Equal(m.SentAt) && stored.Text == m.Text
+	if !same {
+		s.metrics.IDConflicts.Inc()
+		s.log.Warn("message id reused for a different message", "message_id", m.ID, "seq", seq)
+	}
+	return !same
 }
 
 // publishError maps a bus error to the answer: 503 for a full or

@@ -229,3 +229,23 @@ func TestWSRequiresToken(t *testing.T) {
 		t.Fatalf("dial without token: %v, %v", err, resp)
 	}
 }
+
+func TestWSPingTimeoutClosesDeadPeer(t *testing.T) {
+	e := newEnv(t, envOpts{cfg: ingest.Config{WSPingInterval: 100 * time.Millisecond, WSWriteTimeout: 300 * time.Millisecond}})
+	c := e.dial(t, tokenAcme)
+	// The client never reads, so it never answers pings.
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(e.metrics.WSSessions) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("session without pongs still open")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _, err := c.Read(ctx)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway || ce.Reason != ingest.ClosePingTimeout {
+		t.Fatalf("read = %v, want close 1001 %q", err, ingest.ClosePingTimeout)
+	}
+}
