@@ -189,3 +189,34 @@ func TestEvalConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestNoPIIInErrors drives seeded personal data through the failure paths
+// (runtime error, cost limit, failed inline test) and scans every message.
+func TestNoPIIInErrors(t *testing.T) {
+	const secret = "4111111111111111 jane.doe@example.com"
+	for _, expr := range []string{
+		`int(msg.text) > 0`,
+		`msg.metadata[msg.text] == "x"`,
+		`matches_re(msg.text, msg.text + "(")`,
+	} {
+		s := compileOne(t, expr, "")
+		_, err := s.Eval(context.Background(), &vigil.Message{Text: secret, Metadata: map[string]string{}}, nil)
+		var ee *rules.EvalError
+		if !errors.As(err, &ee) {
+			t.Errorf("%s: Eval = %v, want an EvalError", expr, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "4111") || strings.Contains(err.Error(), "jane") {
+			t.Errorf("%s: error %q leaks message text", expr, err)
+		}
+	}
+	src := "rules:\n  - id: r\n    severity: low\n    action: flag\n    expr: int(msg.text) > 0\n    tests:\n      - name: t\n        message: {text: \"" + secret + "\"}\n        fires: true\n"
+	s, err := rules.Compile(map[string][]byte{"r.yaml": []byte(src)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := s.Test(context.Background(), rules.TestOptions{})
+	if rep.Failed != 1 || strings.Contains(fmt.Sprint(rep), "4111") {
+		t.Errorf("report %+v: want 1 failure that does not echo the message", rep)
+	}
+}
