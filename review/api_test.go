@@ -1,12 +1,18 @@
 package review_test
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/bus"
@@ -16,7 +22,8 @@ import (
 )
 
 func TestAlertsAggregateVerdicts(t *testing.T) {
-	e := newEnv(t, testConfig())
+	m := review.NewMetrics(prometheus.NewRegistry())
+	e := newEnv(t, testConfig(), review.WithMetrics(m))
 	// One noisy conversation: five verdicts of one rule are one alert.
 	var first *vigil.Message
 	for i := range 5 {
@@ -29,8 +36,8 @@ func TestAlertsAggregateVerdicts(t *testing.T) {
 	e.flag("acme", "conv-noisy", "guarantee.returns", vigil.SeverityMedium, vigil.ActionEscalate, "guaranteed 20%")
 	// Flag-only tier-1 verdicts do not open alerts; a tier-2 result does.
 	e.flag("acme", "conv-quiet", "greeting", vigil.SeverityLow, vigil.ActionFlag, "hello")
-	m := e.flag("acme", "conv-t2", "tier2.harassment", vigil.SeverityMedium, vigil.ActionFlag, "you will regret")
-	e.verdict(m, "tier2.classifier", vigil.SeverityHigh, vigil.ActionFlag, 2)
+	t1 := e.flag("acme", "conv-t2", "tier2.harassment", vigil.SeverityMedium, vigil.ActionFlag, "you will regret")
+	e.verdict(t1, "tier2.classifier", vigil.SeverityHigh, vigil.ActionFlag, 2)
 
 	pg := e.waitAlerts(tokAnn, "", 3)
 	byRule := map[string]*workflow.Alert{}
@@ -70,6 +77,24 @@ func TestAlertsAggregateVerdicts(t *testing.T) {
 	}
 	e.flag("acme", "conv-noisy", "guarantee.returns", vigil.SeverityMedium, vigil.ActionEscalate, "guaranteed again")
 	e.waitAlerts(tokAnn, "rule=guarantee.returns", 2)
+
+	// Suppressed duplicates are counted, not dropped silently. The
+	// counter moves just after the alert is visible: poll briefly.
+	want := map[string]float64{"alerted": 4, "suppressed": 4, "ignored": 2, "invalid": 0, "error": 0}
+	deadline := time.Now().Add(5 * time.Second)
+	for result, n := range want {
+		for {
+			got := testutil.ToFloat64(m.Verdicts.WithLabelValues(result))
+			if got == n {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("vigil_review_verdicts_total{result=%q} = %g, want %g", result, got, n)
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 func TestIllegalTransitionsRefused(t *testing.T) {
@@ -233,7 +258,8 @@ func TestDetokenizeAudited(t *testing.T) {
 	cfg := testConfig()
 	cfg.DetokenizeBurst = 2
 	cfg.DetokenizePerMinute = 1
-	e := newEnv(t, cfg)
+	var logs bytes.Buffer
+	e := newEnv(t, cfg, review.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	e.flag("acme", "c1", "pii.share", vigil.SeverityHigh, vigil.ActionAlert, "mail jane.doe@example.com or call +1 212 555 0100")
 	id := e.waitAlerts(tokPriv, "", 1).Alerts[0].ID
 
@@ -276,6 +302,17 @@ func TestDetokenizeAudited(t *testing.T) {
 	for _, f := range e.srv.Contains(t, []byte("jane.doe@example.com")) {
 		t.Errorf("raw value at rest in %s", f)
 	}
+	// A message from another conversation is not revealed through this
+	// alert, and no path logs a value.
+	var nf apiError
+	if st := e.api(tokPriv, "POST", "/v1/review/alerts/"+id+"/detokenize", map[string]string{"reason": "x", "message_id": "m-elsewhere"}, &nf); st != 404 {
+		t.Errorf("detokenize foreign message = %d %+v", st, nf)
+	}
+	defer func() {
+		if strings.Contains(logs.String(), "jane.doe") || strings.Contains(logs.String(), "555") {
+			t.Errorf("PII in logs:\n%s", logs.String())
+		}
+	}()
 	// The burst is 2: the third request within the minute is refused.
 	e.api(tokPriv, "POST", "/v1/review/alerts/"+id+"/detokenize", map[string]string{"reason": "again"}, nil)
 	var rl apiError

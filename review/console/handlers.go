@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -204,6 +205,7 @@ type formState struct {
 type messageView struct {
 	Msg      vigil.Message
 	Flagged  bool
+	Sender   []segment
 	Segments []segment
 }
 
@@ -238,7 +240,8 @@ func (c *Console) renderAlert(w http.ResponseWriter, r *http.Request, s session,
 		if m.ID == a.MessageID {
 			spans = a.Spans
 		}
-		d.Messages = append(d.Messages, messageView{Msg: m, Flagged: flagged[m.ID], Segments: segments(m.Text, spans)})
+		d.Messages = append(d.Messages, messageView{Msg: m, Flagged: flagged[m.ID],
+			Sender: segments(cmp.Or(m.Sender.DisplayName, m.Sender.ID), nil), Segments: segments(m.Text, spans)})
 	}
 	d.Missing = len(msgs) == 0
 	c.render(w, r, status, "alert", &s, view{Title: "Alert " + a.ID, Nav: "queue", Error: formErr, Data: d})
