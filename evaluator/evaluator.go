@@ -36,6 +36,7 @@ var _ Bus = (*bus.Bus)(nil)
 // and the reason of the dead-letter record).
 const (
 	ReasonDecode  = "decode"
+	ReasonInvalid = "invalid"
 	ReasonWindow  = "window"
 	ReasonTimeout = "timeout"
 	ReasonPublish = "publish"
@@ -77,7 +78,8 @@ type Evaluator struct {
 	closed  chan struct{}
 }
 
-// New returns an evaluator reading from b with the rule sets of r. Options:
+// New returns an evaluator reading from b with the rule sets of r; the
+// caller opens and closes r (its watchers) itself. Options:
 // [WithWindow], [WithWindowCacheSize], [WithDurable], [WithPartitions],
 // [WithFetch], [WithMessageTimeout], [WithMaxAttempts], [WithClassifier],
 // [WithTier2], [WithWebhooks], [WithLogger], [WithMetrics]. It returns
@@ -366,6 +368,11 @@ func (e *Evaluator) handle(msg jetstream.Msg) error {
 	var m vigil.Message
 	if err := json.Unmarshal(msg.Data(), &m); err != nil {
 		return e.deadLetter(msg, seq, ReasonDecode, fmt.Errorf("decode message at seq %d: %w", seq, err))
+	}
+	for _, id := range []string{m.ID, m.Tenant, m.ConversationID} {
+		if err := vigil.ValidateID(id); err != nil {
+			return e.deadLetter(msg, seq, ReasonInvalid, fmt.Errorf("message at seq %d: %w", seq, err))
+		}
 	}
 	attempts := e.o.maxAttempts
 	if md.NumDelivered >= uint64(e.maxDeliver) {

@@ -219,12 +219,18 @@ func TestPoisonedMessageIsDeadLettered(t *testing.T) {
 	if _, err := r.s.JS.Publish(ctx, bus.MessageSubject("acme", "p"), []byte("{not json")); err != nil {
 		t.Fatal(err)
 	}
-	r.publish(t, message("p", 2, "I'm going to kill you"), message("q", 0, "hi"))
+	if _, err := r.s.JS.Publish(ctx, bus.MessageSubject("acme", "p"), []byte(`{"id":"","tenant":"acme","conversation_id":"p"}`)); err != nil {
+		t.Fatal(err)
+	}
+	r.publish(t, message("p", 3, "I'm going to kill you"), message("q", 0, "hi"))
 	r.waitCount(t, bus.StreamEvaluations, 3, 10*time.Second)
-	r.waitCount(t, bus.StreamDeadLetter, 1, 10*time.Second)
-	dls := records[bus.DeadLetter](t, r, bus.StreamDeadLetter)
-	if len(dls) != 1 || dls[0].Reason != evaluator.ReasonDecode || dls[0].Stream != bus.StreamMessages || dls[0].Sequence != 2 {
-		t.Errorf("dead letters = %+v, want one decode record for MESSAGES seq 2", dls)
+	r.waitCount(t, bus.StreamDeadLetter, 2, 10*time.Second)
+	var got []string
+	for _, dl := range records[bus.DeadLetter](t, r, bus.StreamDeadLetter) {
+		got = append(got, fmt.Sprintf("%s/%d/%s", dl.Stream, dl.Sequence, dl.Reason))
+	}
+	if diff := cmp.Diff([]string{"MESSAGES/2/decode", "MESSAGES/3/invalid"}, got); diff != "" {
+		t.Errorf("dead letters (-want +got):\n%s", diff)
 	}
 	if got := testutil.ToFloat64(r.m.DeadLetters.WithLabelValues(evaluator.ReasonDecode)); got != 1 {
 		t.Errorf("dead letters metric = %v, want 1", got)

@@ -2,6 +2,7 @@ package evaluator_test
 
 import (
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"testing"
@@ -156,5 +157,45 @@ func TestActionsReachSignedWebhooks(t *testing.T) {
 	}
 	if id := rcv.verified[0]; id != vigil.VerdictID(m.ID, "threat.violence", r.rules.Current().Version()) {
 		t.Errorf("delivery id %s is not the verdict id", id)
+	}
+}
+
+// TestSlowConversationDoesNotStallOthers fills the tier-2 pool with one
+// conversation whose classifier never answers: that conversation's lane
+// waits, the other conversations of the same partition are evaluated.
+func TestSlowConversationDoesNotStallOthers(t *testing.T) {
+	const lanes = 8
+	llm := newFakeLLM(t)
+	llm.block = make(chan struct{})
+	t.Cleanup(func() { close(llm.block) })
+	r := newRig(t, nil, bus.Config{Partitions: 1, Memory: true}, nil)
+	c, err := evaluator.NewClassifier(evaluator.ClassifierConfig{URL: llm.URL, Model: "m", Timeout: time.Minute}, r.m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.start(t, evaluator.WithClassifier(c), evaluator.WithTier2(1, time.Minute), evaluator.WithLanes(lanes))
+	// Lanes are FNV-1a of the stored subject modulo the lane count.
+	lane := func(conv string) uint32 {
+		h := fnv.New32a()
+		h.Write([]byte(bus.StoredMessageSubject("acme", conv, 1)))
+		return h.Sum32() % lanes
+	}
+	var slow []*vigil.Message
+	for i := range 10 {
+		slow = append(slow, message("slow", i, fmt.Sprintf("guaranteed return %d", i)))
+	}
+	r.publish(t, slow...)
+	var others []*vigil.Message
+	for i := 0; len(others) < 30; i++ {
+		conv := fmt.Sprintf("fast%02d", i)
+		if lane(conv) != lane("slow") {
+			others = append(others, message(conv, 0, "I'm going to kill you"))
+		}
+	}
+	r.publish(t, others...)
+	r.waitCount(t, bus.StreamVerdicts, uint64(len(others)), 10*time.Second)
+	r.waitCount(t, bus.StreamEvaluations, uint64(len(others)), 10*time.Second)
+	if got := r.streamCount(t, bus.StreamEvaluations); got != uint64(len(others)) {
+		t.Errorf("%d evaluations, want %d: the slow conversation's messages must wait for tier 2", got, len(others))
 	}
 }
