@@ -25,7 +25,7 @@ var allowedImports = map[string][]string{
 	"retention":         {"", "pii", "bus", "warehouse"},
 	"review":            {"", "pii", "bus", "warehouse"},
 	"bench":             {"", "bus", "pii", "rules", "warehouse", "warehouse/chlocal", "ingest", "evaluator", "retention", "review"},
-	"deploy":            {}, // deploy_test only: checks the deployment files against the binary
+	"deploy":            {},  // deploy_test only: checks the deployment files against the binary
 	"cmd/vigil":         nil, // everything
 }
 
