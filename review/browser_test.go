@@ -83,10 +83,30 @@ func screenshot(name string) chromedp.Action[chromedp.Void] {
 
 func TestBrowserReviewFlow(t *testing.T) {
 	e := newEnv(t, testConfig())
-	// Some background so the dashboard and queue have content.
-	e.flag("acme", "conv-bg-1", "guarantee.returns", vigil.SeverityMedium, vigil.ActionEscalate, "returns are guaranteed, trust me")
-	e.flag("acme", "conv-bg-2", "off_channel.whatsapp", vigil.SeverityLow, vigil.ActionAlert, "text me on whatsapp")
-	e.waitAlerts(tokPriv, "", 2)
+	// Background over the last day so the dashboard and queue have content:
+	// verdicts of one rule, conversation and hour fold into one alert.
+	now := time.Now().UTC()
+	bg := []struct {
+		conv, rule string
+		sev        vigil.Severity
+		hoursAgo   int
+		n          int
+	}{
+		{"conv-bg-1", "guarantee.returns", vigil.SeverityMedium, 20, 3},
+		{"conv-bg-2", "off_channel.whatsapp", vigil.SeverityLow, 14, 2},
+		{"conv-bg-3", "guarantee.returns", vigil.SeverityHigh, 9, 5},
+		{"conv-bg-4", "off_channel.whatsapp", vigil.SeverityLow, 6, 1},
+		{"conv-bg-5", "threats.violence", vigil.SeverityHigh, 3, 2},
+		{"conv-bg-6", "guarantee.returns", vigil.SeverityMedium, 1, 4},
+	}
+	for i, b := range bg {
+		for j := range b.n {
+			m := &vigil.Message{ID: fmt.Sprintf("m-bg-%d-%d", i, j), Tenant: "acme", ConversationID: b.conv,
+				SentAt: now.Add(-time.Duration(b.hoursAgo)*time.Hour + time.Duration(j)*time.Second)}
+			e.verdict(m, b.rule, b.sev, vigil.ActionAlert, 1)
+		}
+	}
+	e.waitAlerts(tokPriv, "", len(bg))
 	ctx := newBrowser(t)
 	base := e.http.URL
 
@@ -119,8 +139,8 @@ func TestBrowserReviewFlow(t *testing.T) {
 		chromedp.Navigate(base+"/console/dashboard"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=open]`)),
 	)
-	if got := text(`[data-testid=open]`); got != "2" {
-		t.Fatalf("dashboard open before = %q, want 2", got)
+	if got := text(`[data-testid=open]`); got != fmt.Sprint(len(bg)) {
+		t.Fatalf("dashboard open before = %q, want %d", got, len(bg))
 	}
 	run("queue live",
 		chromedp.Navigate(base+"/console/queue"),
@@ -134,8 +154,8 @@ func TestBrowserReviewFlow(t *testing.T) {
 		chromedp.WaitVisible(`//tr[@data-alert]//a[text()="mnpi.leak"]`),
 		screenshot("queue"),
 	)
-	if got := text(`[data-testid=count-open]`); got != "3" {
-		t.Errorf("queue open count = %q, want 3", got)
+	if got := text(`[data-testid=count-open]`); got != fmt.Sprint(len(bg)+1) {
+		t.Errorf("queue open count = %q, want %d", got, len(bg)+1)
 	}
 	// Open it: the conversation shows the message escaped, a chip for the
 	// e-mail token and the matched span highlighted.
@@ -216,7 +236,7 @@ func TestBrowserReviewFlow(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=open]`)),
 		screenshot("dashboard"),
 	)
-	for sel, want := range map[string]string{`[data-testid=open]`: "2", `[data-testid=closed]`: "1", `[data-testid=sev-critical]`: "0", `[data-testid=sev-medium]`: "1"} {
+	for sel, want := range map[string]string{`[data-testid=open]`: fmt.Sprint(len(bg)), `[data-testid=closed]`: "1", `[data-testid=sev-critical]`: "0", `[data-testid=sev-high]`: "2"} {
 		if got := text(sel); got != want {
 			t.Errorf("dashboard %s = %q, want %q", sel, got, want)
 		}
