@@ -20,6 +20,11 @@ const maxFuzzInput = 64 << 10
 // Properties: no panic; a rejection wraps ErrRulesetRejected with
 // positioned CompileErrors; an accepted Set evaluates and explains a
 // message without panicking and has a stable version.
+//
+// Minimizing an interesting input re-runs this whole pipeline thousands of
+// times; bound it or the fuzzer spends its time there:
+//
+//	go test -run '^$' -fuzz FuzzCompile -fuzztime 60s -fuzzminimizetime 20x ./rules
 func FuzzCompile(f *testing.F) {
 	for _, pattern := range []string{"packs/*/*.yaml", "testdata/bad/*.yaml", "testdata/cli/*/*.yaml"} {
 		names, err := filepath.Glob(pattern)
