@@ -26,10 +26,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -283,6 +285,45 @@ func (e *Engine) queryLocked(query, format string) (Result, error) {
 	res := e.lib.queryN(e.conn, q, uintptr(len(q)-1), f, uintptr(len(f)-1))
 	if res == 0 {
 		return Result{}, errors.New("chdb_query_n returned no result")
+	}
+	defer e.lib.destroyResult(res)
+	if msg := e.lib.resultError(res); msg != "" {
+		return Result{}, e.exception(msg)
+	}
+	return e.result(res, true), nil
+}
+
+// queryParamsLocked runs query with server-side {name:Type} parameters
+// (chdb_query_with_params_n); values are never interpolated into the SQL.
+func (e *Engine) queryParamsLocked(query, format string, params []setting) (Result, error) {
+	if len(params) == 0 {
+		return e.queryLocked(query, format)
+	}
+	q := append([]byte(query), 0)
+	f := append([]byte(format), 0)
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	names := make([]*byte, len(params))
+	values := make([]*byte, len(params))
+	nameLens := make([]uintptr, len(params))
+	valueLens := make([]uintptr, len(params))
+	for i, p := range params {
+		n := append([]byte(p.Name), 0)
+		v := append([]byte(p.Value), 0)
+		pin.Pin(&n[0])
+		pin.Pin(&v[0])
+		names[i], values[i] = &n[0], &v[0]
+		nameLens[i], valueLens[i] = uintptr(len(n)-1), uintptr(len(v)-1)
+	}
+	pin.Pin(&names[0])
+	pin.Pin(&values[0])
+	pin.Pin(&nameLens[0])
+	pin.Pin(&valueLens[0])
+	res := e.lib.queryWithParamsNRaw(e.conn, q, uintptr(len(q)-1), f, uintptr(len(f)-1),
+		unsafe.Pointer(&names[0]), unsafe.Pointer(&nameLens[0]),
+		unsafe.Pointer(&values[0]), unsafe.Pointer(&valueLens[0]), uintptr(len(params)))
+	if res == 0 {
+		return Result{}, errors.New("chdb_query_with_params_n returned no result")
 	}
 	defer e.lib.destroyResult(res)
 	if msg := e.lib.resultError(res); msg != "" {

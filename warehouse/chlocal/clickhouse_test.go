@@ -344,3 +344,30 @@ func TestConcurrentQueries(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestQueryParameters(t *testing.T) {
+	conn := connect(t, testServer.Addr(), "default")
+	ctx := clickhouse.Context(context.Background(), clickhouse.WithParameters(clickhouse.Parameters{
+		"name": "o'brien; DROP TABLE x",
+		"n":    "41",
+		"ts":   "2026-03-29 01:00:00",
+	}))
+	var (
+		name string
+		n    uint64
+		ts   time.Time
+	)
+	err := conn.QueryRow(ctx, "SELECT {name:String}, {n:UInt32} + 1, toDateTime({ts:String}, 'Asia/Tokyo')").Scan(&name, &n, &ts)
+	if err != nil {
+		t.Fatalf("query with parameters: %v", err)
+	}
+	want := time.Date(2026, 3, 29, 1, 0, 0, 0, tokyo)
+	if name != "o'brien; DROP TABLE x" || n != 42 || !ts.Equal(want) || ts.Location().String() != "Asia/Tokyo" {
+		t.Fatalf("got %q %d %v, want o'brien… 42 %v", name, n, ts, want)
+	}
+	// A missing parameter is the engine's error, not a crash.
+	var ex *clickhouse.Exception
+	if err := conn.QueryRow(context.Background(), "SELECT {missing:String}").Scan(&name); !errors.As(err, &ex) {
+		t.Fatalf("missing parameter: %v, want an exception", err)
+	}
+}

@@ -102,8 +102,8 @@ func (h *handler) run(r *http.Request, queryID string, kind *string) ([]byte, Re
 	if err != nil {
 		return nil, Result{}, "", err
 	}
-	if len(req.Params) > 0 {
-		return nil, Result{}, "", newException(codeNotImplemented, "Query parameters (param_*) are not supported by the embedded ClickHouse")
+	if len(req.Params) > 0 && req.Stmt.HasData {
+		return nil, Result{}, "", newException(codeNotImplemented, "Query parameters (param_*) with INSERT data are not supported by the embedded ClickHouse")
 	}
 	ctx := r.Context()
 	st := req.Stmt
@@ -151,11 +151,11 @@ func (h *handler) execLocked(req *request) (Result, []string, error) {
 		r, err := e.queryLocked(st.SQL, req.Format)
 		return r, nil, err
 	}
-	r, err := e.queryLocked(st.SQL, req.Format)
+	r, err := e.queryParamsLocked(st.SQL, req.Format, req.Params)
 	if err != nil || st.Kind != kindRead || !strings.EqualFold(req.Format, "Native") || !nativeLacksZone(r.Data) {
 		return r, nil, err
 	}
-	d, derr := e.queryLocked("DESCRIBE ("+st.withoutFormat()+")", "TSVRaw")
+	d, derr := e.queryParamsLocked("DESCRIBE ("+st.withoutFormat()+")", "TSVRaw", req.Params)
 	if derr != nil {
 		e.log.Debug("describe result types", slog.Any("err", derr))
 		return r, nil, nil
