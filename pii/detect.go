@@ -136,55 +136,52 @@ type scanner struct {
 
 	parts  [maxDirParts]dirPart
 	nparts int
-	// cues is the global table, or a copy with cueLowerName set for the
-	// first letters of the directory's names.
-	cues    *[256]uint8
-	dirCues [256]uint8
+	// dirCues is a copy of cues with cueLowerName set for the first letters
+	// of the directory's names, used when useDirCues is set.
+	dirCues    [256]uint8
+	useDirCues bool
 }
 
 func (sc *scanner) buildDir(dir *Directory) {
-	sc.cues = &cues
-	if !sc.pol.enabled[kindIndex(KindName)] {
+	if !sc.pol.enabled[idxName] {
 		return
 	}
-	defer func() {
-		if sc.nparts == 0 {
-			return
-		}
-		sc.dirCues = cues
-		for p := 0; p < sc.nparts; p++ {
-			if c := sc.parts[p].word[0]; isAlpha(c) && len(sc.parts[p].word) >= minLowerName {
-				sc.dirCues[c|0x20] = cueLowerName
-			}
-		}
-		sc.cues = &sc.dirCues
-	}()
-	person := 0
-	add := func(p *vigil.Participant) {
-		name := p.DisplayName
-		for len(name) > 0 && sc.nparts < maxDirParts {
-			i := strings.IndexByte(name, ' ')
-			w := name
-			if i >= 0 {
-				w, name = name[:i], name[i+1:]
-			} else {
-				name = ""
-			}
-			if len(w) < 2 || !isAlpha(w[0]) || isHonorific(w) || strings.HasPrefix(w, tokenOpen) {
-				continue
-			}
-			sc.parts[sc.nparts] = dirPart{word: w, subject: p.ID, person: person}
-			sc.nparts++
-		}
-		person++
-	}
 	if dir.Sender.DisplayName != "" {
-		add(&dir.Sender)
+		sc.addParts(&dir.Sender, 0)
 	}
 	for i := range dir.Participants {
 		if dir.Participants[i].DisplayName != "" {
-			add(&dir.Participants[i])
+			sc.addParts(&dir.Participants[i], i+1)
 		}
+	}
+	if sc.nparts == 0 {
+		return
+	}
+	sc.dirCues = cues
+	for p := 0; p < sc.nparts; p++ {
+		if c := sc.parts[p].word[0]; isAlpha(c) && len(sc.parts[p].word) >= minLowerName {
+			sc.dirCues[c|0x20] = cueLowerName
+		}
+	}
+	sc.useDirCues = true
+}
+
+// addParts adds the words of p's display name to the directory index.
+func (sc *scanner) addParts(p *vigil.Participant, person int) {
+	name := p.DisplayName
+	for len(name) > 0 && sc.nparts < maxDirParts {
+		i := strings.IndexByte(name, ' ')
+		w := name
+		if i >= 0 {
+			w, name = name[:i], name[i+1:]
+		} else {
+			name = ""
+		}
+		if len(w) < 2 || !isAlpha(w[0]) || isHonorific(w) || strings.HasPrefix(w, tokenOpen) {
+			continue
+		}
+		sc.parts[sc.nparts] = dirPart{word: w, subject: p.ID, person: person}
+		sc.nparts++
 	}
 }
 
@@ -199,7 +196,10 @@ func (sc *scanner) emit(k Kind, start, end int, conf float64, subject string) bo
 
 func (sc *scanner) run() {
 	s := sc.s
-	cue := sc.cues
+	cue := &cues
+	if sc.useDirCues {
+		cue = &sc.dirCues
+	}
 	for i := 0; i < len(s); {
 		switch cue[s[i]] {
 		case cueNone:
@@ -252,8 +252,8 @@ type kwContext struct {
 	n   int
 }
 
-func (sc *scanner) contextBefore(start int) *kwContext {
-	c := new(kwContext)
+func (sc *scanner) contextBefore(start int, c *kwContext) *kwContext {
+	c.n = 0
 	from := start - keywordWindow
 	if from < sc.last {
 		from = sc.last
@@ -275,14 +275,24 @@ func (sc *scanner) contextBefore(start int) *kwContext {
 // lastIndex returns the position of the last keyword of set in the context,
 // or -1.
 func (c *kwContext) lastIndex(set []string) int {
-	w := string(c.buf[:c.n])
+	w := c.buf[:c.n]
 	best := -1
 	for _, k := range set {
-		if i := strings.LastIndex(w, k); i > best {
+		if i := lastIndexString(w, k); i > best {
 			best = i
 		}
 	}
 	return best
+}
+
+// lastIndexString is strings.LastIndex on a byte slice, without converting.
+func lastIndexString(w []byte, k string) int {
+	for i := len(w) - len(k); i >= 0; i-- {
+		if w[i] == k[0] && string(w[i:i+len(k)]) == k {
+			return i
+		}
+	}
+	return -1
 }
 
 func (c *kwContext) has(set []string) bool { return c.lastIndex(set) >= 0 }
@@ -524,10 +534,11 @@ func (sc *scanner) digits(i int) int {
 func (sc *scanner) classify(r *numRun) (consumed, found bool) {
 	s := sc.s
 	d := r.digits[:r.nd]
+	var ctxBuf kwContext
 	var ctx *kwContext
 	getCtx := func() *kwContext {
 		if ctx == nil {
-			ctx = sc.contextBefore(r.start)
+			ctx = sc.contextBefore(r.start, &ctxBuf)
 		}
 		return ctx
 	}
@@ -664,6 +675,9 @@ func (sc *scanner) phone(r *numRun, ctx *kwContext) (found, ok bool) {
 	if r.plus {
 		region = ""
 	}
+	if !plausiblePhone(r, region) {
+		return false, false
+	}
 	num, err := phonenumbers.Parse(s[r.start:r.end], region)
 	if err != nil || !phonenumbers.IsValidNumber(num) {
 		return false, false
@@ -672,7 +686,29 @@ func (sc *scanner) phone(r *numRun, ctx *kwContext) (found, ok bool) {
 	if r.plus || r.ng > 1 || r.seps&sepParen != 0 || ctx.has(kwPhone) {
 		conf = 0.9
 	}
-	return sc.emit(KindPhone, r.start, r.end, conf, ""), true
+	if !sc.emit(KindPhone, r.start, r.end, conf, "") {
+		return false, true
+	}
+	sc.out[len(sc.out)-1].norm = phonenumbers.Format(num, phonenumbers.E164)
+	return true, true
+}
+
+// plausiblePhone rejects digit runs that cannot be phone numbers before
+// the (regexp-heavy) libphonenumber validation: international numbers have
+// 8–15 digits after the '+'; North American national numbers are
+// [1] NXX NXX XXXX with N in 2–9.
+func plausiblePhone(r *numRun, region string) bool {
+	d := r.digits[:r.nd]
+	if r.plus {
+		return len(d) >= 8 && len(d) <= 15
+	}
+	if region != "US" && region != "CA" {
+		return true
+	}
+	if len(d) == 11 && d[0] == '1' {
+		d = d[1:]
+	}
+	return len(d) == 10 && d[0] >= '2' && d[3] >= '2'
 }
 
 var streetSuffixes = []string{
@@ -681,7 +717,19 @@ var streetSuffixes = []string{
 	"Highway", "Pkwy", "Parkway", "Sq", "Square", "Cir", "Circle",
 }
 
+// streetSuffixFirst marks the first letters (upper and lower case) of the
+// street suffixes, a cheap reject before comparing.
+var streetSuffixFirst = func() (t [256]bool) {
+	for _, x := range streetSuffixes {
+		t[x[0]], t[x[0]|0x20] = true, true
+	}
+	return t
+}()
+
 func isStreetSuffix(w string) bool {
+	if len(w) < 2 || len(w) > 10 || !streetSuffixFirst[w[0]] {
+		return false
+	}
 	for _, x := range streetSuffixes {
 		if w == x {
 			return true
@@ -704,12 +752,15 @@ func streetAfter(s string, i int) (int, float64, bool) {
 		if isLower(s[j]) {
 			lower = true
 		}
+		if lower && words >= 3 {
+			return 0, 0, false
+		}
 		k := j + 1
 		for k < len(s) && isAlnum(s[k]) {
 			k++
 		}
 		w := s[j:k]
-		if words > 0 && (isStreetSuffix(w) || (lower && isStreetSuffix(titleASCII(w)))) {
+		if words > 0 && (isStreetSuffix(w) || (lower && isStreetSuffixFold(w))) {
 			if lower {
 				if k < len(s) && !strings.ContainsRune(",.;:!?)\n", rune(s[k])) {
 					return 0, 0, false
@@ -744,15 +795,17 @@ func streetAfter(s string, i int) (int, float64, bool) {
 	return 0, 0, false
 }
 
-// titleASCII upper-cases the first byte of a short ASCII word.
-func titleASCII(w string) string {
-	if len(w) == 0 || len(w) > 16 || !isLower(w[0]) {
-		return w
+// isStreetSuffixFold is isStreetSuffix ignoring case.
+func isStreetSuffixFold(w string) bool {
+	if len(w) < 2 || len(w) > 10 || !streetSuffixFirst[w[0]] {
+		return false
 	}
-	var b [16]byte
-	n := copy(b[:], w)
-	b[0] -= 'a' - 'A'
-	return string(b[:n])
+	for _, x := range streetSuffixes {
+		if len(x) == len(w) && strings.EqualFold(w, x) {
+			return true
+		}
+	}
+	return false
 }
 
 // ---- e-mail ----
@@ -843,7 +896,11 @@ func (sc *scanner) colon(i int) int {
 		return i + 1
 	}
 	cand := s[k:j]
-	if strings.Count(cand, ":") < 2 {
+	colons := strings.Count(cand, ":")
+	// Full form has 7 colons (6 with a trailing IPv4); anything shorter
+	// needs "::". Checked first: times like 10:30:45 are common and a
+	// failed parse allocates.
+	if colons < 2 || (colons != 7 && !(colons == 6 && strings.IndexByte(cand, '.') >= 0) && !strings.Contains(cand, "::")) {
 		return i + 1
 	}
 	a, err := netip.ParseAddr(cand)
@@ -861,6 +918,14 @@ func (sc *scanner) colon(i int) int {
 var honorifics = []string{"Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Prof", "Sir", "Dame"}
 
 func isHonorific(w string) bool {
+	if len(w) < 2 || len(w) > 5 {
+		return false
+	}
+	switch w[0] {
+	case 'M', 'D', 'P', 'S':
+	default:
+		return false
+	}
 	w = strings.TrimSuffix(w, ".")
 	for _, h := range honorifics {
 		if w == h {
@@ -986,7 +1051,7 @@ func isStopWord(w string) bool {
 func (sc *scanner) matchPart(w string) (*dirPart, bool) {
 	for p := 0; p < sc.nparts; p++ {
 		part := &sc.parts[p]
-		if len(part.word) == len(w) && strings.EqualFold(part.word, w) {
+		if len(part.word) == len(w) && part.word[0]|0x20 == w[0]|0x20 && strings.EqualFold(part.word, w) {
 			return part, true
 		}
 	}
@@ -1067,7 +1132,8 @@ func (sc *scanner) alnumAccount(i int) int {
 	if j-d < 5 || wordAfter(s, j) {
 		return skipWord(s, i)
 	}
-	if sc.contextBefore(i).has(kwAccount) && sc.emit(KindAccount, i, j, 0.85, "") {
+	var ctx kwContext
+	if sc.contextBefore(i, &ctx).has(kwAccount) && sc.emit(KindAccount, i, j, 0.85, "") {
 		return j
 	}
 	return j

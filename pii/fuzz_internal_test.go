@@ -182,11 +182,11 @@ func FuzzTokenize(f *testing.F) {
 		fs := d.Detect(text, fuzzDir)
 		checkFindings(t, text, fs)
 		var b batch
-		out := tk.replace(d, key, text, fs, &fuzzDir, &b)
+		out := tk.replace(d, newTokenHasher(key), text, fs, &fuzzDir, &b)
 
 		// Deterministic.
 		var b2 batch
-		if out2 := tk.replace(d, key, text, d.Detect(text, fuzzDir), &fuzzDir, &b2); out2 != out {
+		if out2 := tk.replace(d, newTokenHasher(key), text, d.Detect(text, fuzzDir), &fuzzDir, &b2); out2 != out {
 			t.Fatalf("tokenize not deterministic:\n%q\n%q", out, out2)
 		}
 		// One normalised value per token id, and the vault entries hold the

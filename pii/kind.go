@@ -34,6 +34,9 @@ func Kinds() []Kind {
 	return k[:]
 }
 
+// idxName is kindIndex(KindName), for the hot path.
+var idxName = kindIndex(KindName)
+
 func kindIndex(k Kind) int {
 	for i, kk := range allKinds {
 		if kk == k {
@@ -58,6 +61,10 @@ type Finding struct {
 	// Subject is the participant id whose directory name matched, for
 	// KindName findings from the [Directory]; empty otherwise.
 	Subject string
+
+	// norm is the normalised value when the detector computed it anyway
+	// (E.164 for phones), so the tokenizer does not parse again.
+	norm string
 }
 
 // Default policy values.

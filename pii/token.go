@@ -1,10 +1,14 @@
 package pii
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
+	"io"
 	"strings"
+	"sync"
 )
 
 // Token text: ⟦KIND:id⟧ with KIND the upper-case kind and id TokenIDLen
@@ -106,10 +110,27 @@ func parseTokenAt(s string, i int) (Token, bool) {
 // tokenID computes the id of a normalised value of kind k under a tenant's
 // token key: HMAC-SHA256(key, kind 0x00 value), truncated.
 func tokenID(key []byte, k Kind, normalized string) string {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(k))
+	return newTokenHasher(key).id(k, normalized)
+}
+
+// tokenHasher computes token ids under one key, reusing HMAC states.
+type tokenHasher struct {
+	pool sync.Pool
+}
+
+func newTokenHasher(key []byte) *tokenHasher {
+	key = bytes.Clone(key)
+	return &tokenHasher{pool: sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+}
+
+func (h *tokenHasher) id(k Kind, normalized string) string {
+	m := h.pool.Get().(hash.Hash)
+	m.Reset()
+	io.WriteString(m, string(k))
 	m.Write([]byte{0})
-	m.Write([]byte(normalized))
+	io.WriteString(m, normalized)
 	var sum [sha256.Size]byte
-	return hex.EncodeToString(m.Sum(sum[:0])[:TokenIDLen/2])
+	id := hex.EncodeToString(m.Sum(sum[:0])[:TokenIDLen/2])
+	h.pool.Put(m)
+	return id
 }

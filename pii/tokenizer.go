@@ -19,9 +19,14 @@ type Tokenizer struct {
 	tenants   map[string]*Detector
 	metrics   *Metrics
 	logger    *slog.Logger
-	stored    *lru[struct{}]
+	stored    *lru[storedKey, struct{}]
 	mu        sync.RWMutex
-	tokenKeys map[string][]byte
+	tokenKeys map[string]*tokenHasher
+}
+
+// storedKey names one (token, subject) pair the vault holds.
+type storedKey struct {
+	tenant, kind, id, subject string
 }
 
 // NewTokenizer returns a tokenizer storing originals in v.
@@ -48,8 +53,8 @@ func NewTokenizer(v *Vault, opts ...Option) (*Tokenizer, error) {
 	}
 	t := &Tokenizer{
 		vault: v, def: def, tenants: make(map[string]*Detector, len(o.tenants)),
-		metrics: o.metrics, logger: o.logger, stored: newLRU[struct{}](o.cacheSize),
-		tokenKeys: map[string][]byte{},
+		metrics: o.metrics, logger: o.logger, stored: newLRU[storedKey, struct{}](o.cacheSize),
+		tokenKeys: map[string]*tokenHasher{},
 	}
 	if t.logger == nil {
 		t.logger = slog.New(slog.DiscardHandler)
@@ -75,24 +80,25 @@ func (t *Tokenizer) detector(tenant string) *Detector {
 	return t.def
 }
 
-func (t *Tokenizer) tokenKey(ctx context.Context, tenant string) ([]byte, error) {
+func (t *Tokenizer) tokenKey(ctx context.Context, tenant string) (*tokenHasher, error) {
 	t.mu.RLock()
-	k, ok := t.tokenKeys[tenant]
+	h, ok := t.tokenKeys[tenant]
 	t.mu.RUnlock()
 	if ok {
-		return k, nil
+		return h, nil
 	}
 	k, err := t.vault.keys.TokenKey(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
+	h = newTokenHasher(k)
 	t.mu.Lock()
 	if len(t.tokenKeys) > 10000 {
 		clear(t.tokenKeys)
 	}
-	t.tokenKeys[tenant] = k
+	t.tokenKeys[tenant] = h
 	t.mu.Unlock()
-	return k, nil
+	return h, nil
 }
 
 // TokenFor returns the token that value of kind k becomes for tenant, as
@@ -102,31 +108,31 @@ func (t *Tokenizer) TokenFor(ctx context.Context, tenant string, k Kind, value s
 	if err != nil {
 		return "", fmt.Errorf("token for: %w", err)
 	}
-	return formatToken(k, tokenID(key, k, normalize(k, value, t.detector(tenant).pol.region))), nil
+	return formatToken(k, key.id(k, normalize(k, value, t.detector(tenant).pol.region))), nil
 }
 
 // batch collects the vault entries of one tokenization.
 type batch struct {
 	entries []Entry
-	seen    map[string]bool
+	seen    map[storedKey]bool
 	counts  map[string]int
 }
 
-func (b *batch) add(k Kind, id, value string, subjects ...string) {
-	key := string(k) + "_" + id + "\x00" + strings.Join(subjects, "\x00")
+func (b *batch) add(k Kind, id, value, subject string) {
+	key := storedKey{kind: string(k), id: id, subject: subject}
 	if b.seen == nil {
-		b.seen = map[string]bool{}
+		b.seen = map[storedKey]bool{}
 	}
 	if b.seen[key] {
 		return
 	}
 	b.seen[key] = true
-	b.entries = append(b.entries, Entry{Kind: k, TokenID: id, Value: value, Subjects: subjects})
+	b.entries = append(b.entries, Entry{Kind: k, TokenID: id, Value: value, Subjects: []string{subject}})
 }
 
 // replace tokenizes text with det, attributing values to dir's sender (and
 // a matched participant for names).
-func (t *Tokenizer) replace(det *Detector, key []byte, text string, fs []Finding, dir *Directory, b *batch) string {
+func (t *Tokenizer) replace(det *Detector, key *tokenHasher, text string, fs []Finding, dir *Directory, b *batch) string {
 	if len(fs) == 0 {
 		return text
 	}
@@ -135,7 +141,11 @@ func (t *Tokenizer) replace(det *Detector, key []byte, text string, fs []Finding
 	prev := 0
 	for _, f := range fs {
 		raw := text[f.Start:f.End]
-		id := tokenID(key, f.Kind, normalize(f.Kind, raw, det.pol.region))
+		norm := f.norm
+		if norm == "" {
+			norm = normalize(f.Kind, raw, det.pol.region)
+		}
+		id := key.id(f.Kind, norm)
 		sb.WriteString(text[prev:f.Start])
 		sb.WriteString(formatToken(f.Kind, id))
 		prev = f.End
@@ -212,13 +222,13 @@ func (t *Tokenizer) TokenizeMessage(ctx context.Context, m *vigil.Message) error
 	text := t.replace(det, key, m.Text, det.Detect(m.Text, dir), &dir, &b)
 
 	name := func(p vigil.Participant) (string, error) {
-		if p.DisplayName == "" || len(FindTokens(p.DisplayName)) > 0 || !det.pol.enabled[kindIndex(KindName)] {
+		if p.DisplayName == "" || len(FindTokens(p.DisplayName)) > 0 || !det.pol.enabled[idxName] {
 			return p.DisplayName, nil
 		}
 		if p.ID == "" {
 			return "", ErrNoSubject
 		}
-		id := tokenID(key, KindName, normalize(KindName, p.DisplayName, ""))
+		id := key.id(KindName, normalize(KindName, p.DisplayName, ""))
 		b.add(KindName, id, p.DisplayName, p.ID)
 		return formatToken(KindName, id), nil
 	}
@@ -288,7 +298,7 @@ func (t *Tokenizer) store(ctx context.Context, tenant string, b *batch) error {
 	for _, e := range b.entries {
 		hit := true
 		for _, s := range e.Subjects {
-			if _, ok := t.stored.get(cacheKey(tenant, e, s)); !ok {
+			if _, ok := t.stored.get(storedKey{tenant, string(e.Kind), e.TokenID, s}); !ok {
 				hit = false
 				break
 			}
@@ -315,12 +325,8 @@ func (t *Tokenizer) store(ctx context.Context, tenant string, b *batch) error {
 	// write, it never recreates data.
 	for _, e := range todo {
 		for _, s := range e.Subjects {
-			t.stored.add(cacheKey(tenant, e, s), struct{}{})
+			t.stored.add(storedKey{tenant, string(e.Kind), e.TokenID, s}, struct{}{})
 		}
 	}
 	return nil
-}
-
-func cacheKey(tenant string, e Entry, subject string) string {
-	return tenant + "\x00" + string(e.Kind) + "_" + e.TokenID + "\x00" + subject
 }

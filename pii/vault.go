@@ -109,8 +109,8 @@ type Vault struct {
 	metrics *Metrics
 	logger  *slog.Logger
 	timeout time.Duration
-	deks    *lru[[]byte]
-	tombs   *lru[struct{}]
+	deks    *lru[string, []byte]
+	tombs   *lru[string, struct{}]
 	now     func() time.Time
 }
 
@@ -139,8 +139,8 @@ func NewVault(kv jetstream.KeyValue, keys KeyProvider, opts ...VaultOption) (*Va
 		kv: kv, keys: keys, audit: o.auditor, deleter: o.deleter, metrics: o.metrics,
 		logger:  o.logger.With("component", "pii.vault"),
 		timeout: o.timeout,
-		deks:    newLRU[[]byte](o.keyCacheSize),
-		tombs:   newLRU[struct{}](o.keyCacheSize),
+		deks:    newLRU[string, []byte](o.keyCacheSize),
+		tombs:   newLRU[string, struct{}](o.keyCacheSize),
 		now:     time.Now,
 	}, nil
 }
