@@ -57,7 +57,7 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := ctxT(t)
 	e := &env{srv: bustest.New(t), db: warehousetest.New(t), clock: now}
@@ -94,7 +94,7 @@ func newEnv(t *testing.T) *env {
 //
 // Every message of alice and the first of bob gets a verdict. Messages are
 // sent age before the clock.
-func (e *env) seed(t *testing.T, age time.Duration) {
+func (e *env) seed(t testing.TB, age time.Duration) {
 	t.Helper()
 	ctx := ctxT(t)
 	alice := vigil.Participant{ID: "alice", DisplayName: "Alice Archer", Role: "customer"}
@@ -145,7 +145,7 @@ func (e *env) seed(t *testing.T, age time.Duration) {
 	e.waitRows(t, "verdicts", uint64(verdicts))
 }
 
-func (e *env) waitRows(t *testing.T, table string, want uint64) {
+func (e *env) waitRows(t testing.TB, table string, want uint64) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	var got uint64
