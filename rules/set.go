@@ -358,24 +358,6 @@ func Compile(files map[string][]byte, opts ...Option) (*Set, error) {
 	return s, nil
 }
 
-func lintRule(src *source, sp *ruleSpec, r *Rule) CompileErrors {
-	var out CompileErrors
-	at := func(msg string) { out = append(out, src.errorf(sp.ID.Line, sp.ID.Col, r.ID, "%s", msg)) }
-	if r.Description == "" {
-		at("no description")
-	}
-	if len(r.Tests) == 0 {
-		at("no inline tests")
-	}
-	if len(r.Tags) == 0 {
-		at("no tags (regulation references)")
-	}
-	if len(r.When.Keywords)+len(r.When.Channels)+len(r.When.Roles)+len(r.When.PII) == 0 {
-		at("no prefilter (when): the rule is evaluated on every message")
-	}
-	return out
-}
-
 // compileRule validates one rule spec and compiles its expression.
 func compileRule(e *cel.Env, src *source, sp *ruleSpec, o options) (*Rule, CompileErrors) {
 	var errs CompileErrors

@@ -29,7 +29,8 @@ reads them recursively; a file argument reads that file. All files given
 form one ruleset, whose version (a content hash) the summary prints.
 
   lint     parse and type-check every rule and report findings (no tests,
-           no description or tags, no prefilter)
+           no description or tags, no prefilter, an expr that can match
+           messages its keyword prefilter never admits)
   test     also run every rule's inline tests
   explain  show, rule by rule, whether the prefilter hit, whether the rule
            fired and the value of each sub-expression, for one message (in
