@@ -26,6 +26,9 @@ const (
 	// DefaultMaxConversationScan bounds the messages read from MESSAGES to
 	// find a flagged message's context.
 	DefaultMaxConversationScan = 5000
+	// DefaultSweepInterval is how often events left pending by a failed
+	// publish are retried.
+	DefaultSweepInterval = 30 * time.Second
 	// DefaultSessionTTL is the lifetime of a console session.
 	DefaultSessionTTL = 8 * time.Hour
 )

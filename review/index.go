@@ -78,6 +78,19 @@ func (x *index) get(id string) (*workflow.Alert, bool) {
 	return e.alert, ok
 }
 
+// pending returns the alerts whose latest event is not yet published.
+func (x *index) pending() []indexEntry {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var out []indexEntry
+	for _, e := range x.alerts {
+		if e.alert.Pending != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func (x *index) isFlagged(tenant, conversation string) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()

@@ -254,6 +254,12 @@ loading:
 		defer s.wg.Done()
 		s.consume(runCtx, verdicts, "verdicts", s.handleVerdict)
 	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.sweep(runCtx)
+		s.sweepLoop(runCtx, DefaultSweepInterval)
+	}()
 	if sample != nil {
 		s.wg.Add(1)
 		go func() {
@@ -502,8 +508,10 @@ func (s *Service) foldVerdict(ctx context.Context, v *vigil.Verdict) (string, er
 	return "", fmt.Errorf("alert %s/%s: too many generations or conflicts in one window", v.RuleID, window.Format(time.RFC3339))
 }
 
-// create stores a new alert and publishes its creation event.
+// create stores a new alert with its creation event pending, then
+// publishes the event.
 func (s *Service) create(ctx context.Context, a *workflow.Alert) error {
+	a.Pending = workflow.NewEvent(a)
 	data, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("encode alert %s: %w", a.ID, err)
@@ -514,14 +522,68 @@ func (s *Service) create(ctx context.Context, a *workflow.Alert) error {
 	}
 	s.store(a, rev, true)
 	s.metrics.AlertsCreated.WithLabelValues(string(a.Kind)).Inc()
-	ev := workflow.NewEvent(a)
-	ev.ID = workflow.EventID(a.ID, rev)
-	if err := s.publishEvent(ctx, ev); err != nil {
-		// The alert exists; redelivery of the verdict finds it and does not
-		// come back here, so the miss is counted and logged, not retried.
+	if err := s.flush(ctx, a, rev); err != nil {
+		// The event stays pending in the record; the sweeper retries.
 		s.log.Error("publish review event", "alert", a.ID, "err", err)
 	}
 	return nil
+}
+
+// flush publishes the pending event of a (stored at revision rev) and
+// clears it with compare-and-set. A conflict on the clear is harmless: the
+// newer writer saw the event pending and published it first.
+func (s *Service) flush(ctx context.Context, a *workflow.Alert, rev uint64) error {
+	if a.Pending == nil {
+		return nil
+	}
+	if err := s.publishEvent(ctx, a.Pending); err != nil {
+		return err
+	}
+	done := *a
+	done.Pending = nil
+	data, err := json.Marshal(&done)
+	if err != nil {
+		return fmt.Errorf("encode alert %s: %w", a.ID, err)
+	}
+	nrev, err := s.kv.Update(ctx, a.ID, data, rev)
+	switch {
+	case err == nil:
+		s.store(&done, nrev, false)
+	case !isCASConflict(err):
+		s.log.Warn("clear published review event", "alert", a.ID, "err", err)
+	}
+	return nil
+}
+
+// sweep publishes the events left pending by failed publishes (a REVIEW
+// stream outage, a crash between the state change and the publish).
+func (s *Service) sweep(ctx context.Context) int {
+	n := 0
+	for _, e := range s.idx.pending() {
+		if ctx.Err() != nil {
+			break
+		}
+		if err := s.flush(ctx, e.alert, e.rev); err != nil {
+			s.log.Warn("publish pending review event", "alert", e.alert.ID, "err", err)
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// sweepLoop runs sweep every interval until ctx ends.
+func (s *Service) sweepLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.sweep(ctx)
+		}
+	}
 }
 
 func isCASConflict(err error) bool {
@@ -631,6 +693,13 @@ func (s *Service) transition(ctx context.Context, p workflow.Principal, id strin
 		if err != nil {
 			return nil, err
 		}
+		// History stays in order: an earlier event still pending goes to
+		// the stream before this transition is written.
+		if a.Pending != nil {
+			if err := s.publishEvent(ctx, a.Pending); err != nil {
+				return nil, unavailable(fmt.Errorf("alert %s: earlier history event not recorded: %w", id, err))
+			}
+		}
 		data, err := json.Marshal(next)
 		if err != nil {
 			return nil, fmt.Errorf("encode alert %s: %w", id, err)
@@ -643,12 +712,13 @@ func (s *Service) transition(ctx context.Context, p workflow.Principal, id strin
 			return nil, unavailable(fmt.Errorf("update alert %s: %w", id, err))
 		}
 		s.store(next, rev, true)
-		ev.ID = workflow.EventID(id, rev)
-		if err := s.publishEvent(ctx, ev); err != nil {
+		if err := s.flush(ctx, next, rev); err != nil {
 			s.log.Error("publish review event", "alert", id, "op", string(op.Kind), "err", err)
-			return next, unavailable(fmt.Errorf("alert %s changed but its history event was not recorded: %w", id, err))
+			return next, unavailable(fmt.Errorf("alert %s changed; its history event %s is pending: %w", id, ev.ID, err))
 		}
-		return next, nil
+		done := *next
+		done.Pending = nil
+		return &done, nil
 	}
 	return nil, workflow.Errorf(http.StatusConflict, workflow.CodeIllegalTransition, "alert %s is changing too often, try again", id)
 }

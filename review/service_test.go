@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/bus"
 	"github.com/vigilhq/vigil/review"
 	"github.com/vigilhq/vigil/review/workflow"
 )
@@ -225,5 +227,74 @@ func TestConfigValidation(t *testing.T) {
 				t.Errorf("error echoes the token: %v", err)
 			}
 		})
+	}
+}
+
+func TestPendingEventsSurviveReviewStreamOutage(t *testing.T) {
+	e := newEnv(t, testConfig())
+	e.flag("acme", "c1", "r1", vigil.SeverityHigh, vigil.ActionAlert, "text")
+	id := e.waitAlerts(tokAnn, "", 1).Alerts[0].ID
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	js := e.bus.JetStream()
+	trail := func() []string {
+		var out []string
+		for _, ev := range e.streamRecords(bus.StreamReview) {
+			out = append(out, fmt.Sprintf("%v>%v", ev["from_state"], ev["to_state"]))
+		}
+		return out
+	}
+	// REVIEW goes away: the claim is saved with its event pending and the
+	// API says so.
+	if err := js.DeleteStream(ctx, bus.StreamReview); err != nil {
+		t.Fatal(err)
+	}
+	var outage apiError
+	if st := e.api(tokAnn, "POST", "/v1/review/alerts/"+id+"/claim", nil, &outage); st != 503 {
+		t.Fatalf("claim during outage = %d %+v, want 503", st, outage)
+	}
+	var a workflow.Alert
+	e.api(tokAnn, "GET", "/v1/review/alerts/"+id, nil, &a)
+	if a.State != workflow.StateClaimed || a.Pending == nil || a.Pending.ToState != workflow.StateClaimed {
+		t.Fatalf("after outage: state %s, pending %+v", a.State, a.Pending)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, bus.ReviewStreamConfig(e.bus.Config())); err != nil {
+		t.Fatal(err)
+	}
+	// The next transition publishes the pending event first.
+	if st := e.api(tokAnn, "POST", "/v1/review/alerts/"+id+"/close", map[string]string{"disposition": "no_action", "reason": "ok"}, nil); st != 200 {
+		t.Fatalf("close after outage: %d", st)
+	}
+	if got, want := trail(), []string{"open>claimed", "claimed>closed"}; !slices.Equal(got, want) {
+		t.Fatalf("REVIEW after recovery = %v, want %v", got, want)
+	}
+
+	// An outage at creation: the start-up sweep of a new replica
+	// publishes what the old one could not.
+	if err := js.DeleteStream(ctx, bus.StreamReview); err != nil {
+		t.Fatal(err)
+	}
+	e.flag("acme", "c2", "r1", vigil.SeverityHigh, vigil.ActionAlert, "text")
+	e.waitAlerts(tokAnn, "", 2)
+	if err := e.svc.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := review.New(ctx, e.bus, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if got := trail(); slices.Equal(got, []string{">open"}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("REVIEW after restart = %v, want the pending creation event", trail())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -164,6 +164,14 @@ type Alert struct {
 	// Generation tells apart alerts of the same conversation, rule and
 	// window opened after an earlier one was closed.
 	Generation int `json:"generation,omitempty"`
+	// Version counts the review transitions of the alert (0 at creation);
+	// the event of version n has id [EventID](ID, n).
+	Version int `json:"version"`
+	// Pending is the event of the latest transition until it is on the
+	// REVIEW stream (an outbox in the record itself): the state change and
+	// its event are written in one compare-and-set, and a pending event is
+	// published before any later transition of the alert.
+	Pending *Event `json:"pending_event,omitempty"`
 }
 
 // Suppressed is how many verdicts were folded into this alert after the
@@ -271,7 +279,8 @@ func Errorf(status int, code, format string, args ...any) *Error {
 }
 
 // Apply checks op by p against a and returns the next alert and the event
-// describing the transition. a is not modified. Refusals are *Error values
+// describing the transition, also set as the next alert's Pending event.
+// a is not modified; a pending event of a must be published first. Refusals are *Error values
 // with a 4xx status; nothing changes on refusal.
 func Apply(a *Alert, op Op, p Principal, rules Rules, now time.Time) (*Alert, *Event, error) {
 	if !p.Sees(a.Tenant) {
@@ -364,7 +373,9 @@ func Apply(a *Alert, op Op, p Principal, rules Rules, now time.Time) (*Alert, *E
 		next.Reason = reason
 	}
 	next.UpdatedAt = now
+	next.Version = a.Version + 1
 	ev := &Event{
+		ID:          EventID(a.ID, next.Version),
 		AlertID:     a.ID,
 		Tenant:      a.Tenant,
 		Reviewer:    p.Name,
@@ -374,12 +385,14 @@ func Apply(a *Alert, op Op, p Principal, rules Rules, now time.Time) (*Alert, *E
 		Disposition: next.Disposition,
 		Reason:      reason,
 	}
+	next.Pending = ev
 	return &next, ev, nil
 }
 
-// NewEvent is the event of alert creation.
+// NewEvent is the event of alert creation (version 0).
 func NewEvent(a *Alert) *Event {
 	return &Event{
+		ID:       EventID(a.ID, 0),
 		AlertID:  a.ID,
 		Tenant:   a.Tenant,
 		Reviewer: SystemReviewer,
@@ -389,10 +402,10 @@ func NewEvent(a *Alert) *Event {
 	}
 }
 
-// EventID is the deterministic id of the event that produced revision rev
-// of an alert, so a retried publish deduplicates.
-func EventID(alertID string, rev uint64) string {
-	return alertID + "-" + strconv.FormatUint(rev, 10)
+// EventID is the deterministic id of the event that produced version v of
+// an alert, so a retried publish deduplicates.
+func EventID(alertID string, v int) string {
+	return alertID + "-v" + strconv.Itoa(v)
 }
 
 // AlertID is the deterministic id of the alert of a conversation and rule
