@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/vigilhq/vigil/bench"
 	"github.com/vigilhq/vigil/bus"
 	"github.com/vigilhq/vigil/bus/bustest"
@@ -25,15 +28,45 @@ const pipelineToken = "tok-bench"
 // the pii tokenizer with its vault, ingest over HTTP and NATS, and the
 // evaluator running the finance rule pack.
 type pipeline struct {
-	nats   *bustest.Server
-	target string
+	natsURL string
+	js      jetstream.JetStream
+	target  string
 }
 
-func newPipeline(t *testing.T) *pipeline {
+// newPipeline starts the pipeline on bustest's JetStream or, with
+// syncAlways, on an embedded server that fsyncs every write as production
+// does (sync_interval: always).
+func newPipeline(t *testing.T, partitions int, syncAlways bool) *pipeline {
 	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
-	ns := bustest.New(t)
-	b := ns.Bus(t, bus.Config{Partitions: 2})
+	var nc *nats.Conn
+	var natsURL string
+	if syncAlways {
+		e, err := bus.StartEmbedded(context.Background(), bus.EmbeddedConfig{
+			DataDir: t.TempDir(), Port: -1, SyncInterval: bus.SyncAlways, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = e.Shutdown(context.Background()) })
+		natsURL = e.ClientURL()
+		if nc, err = nats.Connect(natsURL); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+	} else {
+		ns := bustest.New(t)
+		nc, natsURL = ns.Conn, ns.Server.ClientURL()
+	}
+	bctx, bcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer bcancel()
+	b, err := bus.Open(bctx, nc, bus.Config{Partitions: partitions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	key := func() string {
 		k := make([]byte, pii.KeySize)
@@ -90,7 +123,7 @@ func newPipeline(t *testing.T) *pipeline {
 			t.Errorf("close evaluator: %v", err)
 		}
 	})
-	return &pipeline{nats: ns, target: hs.URL}
+	return &pipeline{natsURL: natsURL, js: js, target: hs.URL}
 }
 
 // TestRunPipeline drives every transport into the real ingest handler and
@@ -100,7 +133,7 @@ func TestRunPipeline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts JetStream, ingest and the evaluator")
 	}
-	p := newPipeline(t)
+	p := newPipeline(t, 2, false)
 	mix := bench.Mix{Advisory: 1, RuleRate: 0.3, PIIRate: 0.2}
 	tests := []struct {
 		name         string
@@ -116,7 +149,7 @@ func TestRunPipeline(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
-			cfg.Target, cfg.NATSURL, cfg.Token, cfg.Tenant = p.target, p.nats.Server.ClientURL(), pipelineToken, "bank"
+			cfg.Target, cfg.NATSURL, cfg.Token, cfg.Tenant = p.target, p.natsURL, pipelineToken, "bank"
 			cfg.Mix, cfg.Seed, cfg.Rate, cfg.VerdictWait = mix, int64(i), 2000, 3*time.Second
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
@@ -151,11 +184,21 @@ func TestRunPipeline(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := p.nats.JS.Stream(ctx, bus.StreamMessages)
+	st, err := p.js.Stream(ctx, bus.StreamMessages)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := st.CachedInfo().State.Msgs; int64(got) != total {
-		t.Errorf("MESSAGES holds %d messages, want %d", got, total)
+	state := st.CachedInfo().State
+	if int64(state.Msgs) != total {
+		t.Errorf("MESSAGES holds %d messages, want %d", state.Msgs, total)
+	}
+	// Storage per ingested message, for deploy/README.md's sizing.
+	for _, name := range []string{bus.StreamMessages, bus.StreamEvaluations, bus.StreamVerdicts, bus.StreamActions} {
+		st, err := p.js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := st.CachedInfo().State
+		t.Logf("%s: %d records, %d bytes, %.0f B per ingested message", name, s.Msgs, s.Bytes, float64(s.Bytes)/float64(total))
 	}
 }
