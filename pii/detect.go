@@ -120,6 +120,24 @@ func skipWord(s string, i int) int {
 	return i
 }
 
+// skipIdent returns the end of an identifier continuing at i: word bytes
+// and inner '.', '-' (v1.2-rc3, 2024.03.15.0001). It stops at '@', so an
+// e-mail address is still seen.
+func skipIdent(s string, i int) int {
+	for i < len(s) {
+		c := s[i]
+		switch {
+		case isAlnum(c) || c == '_':
+			i++
+		case (c == '.' || c == '-') && i+1 < len(s) && isAlnum(s[i+1]):
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
 type dirPart struct {
 	word    string
 	subject string
@@ -502,7 +520,7 @@ func (sc *scanner) digits(i int) int {
 		// longer dotted/dashed identifier: it is not part of a value, the
 		// groups before it may be.
 		if r.ng == 1 {
-			return skipWord(s, r.end)
+			return skipIdent(s, r.end)
 		}
 		r = r.prefix(s, r.ng-1)
 	}

@@ -206,6 +206,7 @@ func (t *Tokenizer) TokenizeMessage(ctx context.Context, m *vigil.Message) error
 		return fmt.Errorf("tokenize message: %w: nil message", ErrInvalidOption)
 	}
 	start := time.Now()
+	scanned := len(m.Text)
 	if m.Tenant == "" {
 		return fmt.Errorf("tokenize message %s: %w: empty tenant", m.ID, ErrInvalidOption)
 	}
@@ -265,7 +266,7 @@ func (t *Tokenizer) TokenizeMessage(ctx context.Context, m *vigil.Message) error
 	}
 	t.count(&b)
 	if t.metrics != nil {
-		t.metrics.ScannedBytes.Add(float64(len(m.Text)))
+		t.metrics.ScannedBytes.Add(float64(scanned))
 		t.metrics.TokenizeDuration.Observe(time.Since(start).Seconds())
 	}
 	return nil

@@ -69,6 +69,26 @@ type SecureDeleter interface {
 	SecureDeleteKey(ctx context.Context, kv jetstream.KeyValue, key string) error
 }
 
+// AuditorFunc adapts a function to [Auditor].
+type AuditorFunc func(ctx context.Context, ev vigil.AuditEvent) error
+
+// Audit implements [Auditor].
+func (f AuditorFunc) Audit(ctx context.Context, ev vigil.AuditEvent) error { return f(ctx, ev) }
+
+// SecureDeleterFunc adapts a function to [SecureDeleter], e.g. to wrap a
+// bus method with a different parameter type.
+type SecureDeleterFunc func(ctx context.Context, kv jetstream.KeyValue, key string) error
+
+// SecureDeleteKey implements [SecureDeleter].
+func (f SecureDeleterFunc) SecureDeleteKey(ctx context.Context, kv jetstream.KeyValue, key string) error {
+	return f(ctx, kv, key)
+}
+
+var (
+	_ Auditor       = AuditorFunc(nil)
+	_ SecureDeleter = SecureDeleterFunc(nil)
+)
+
 // Request is the who and why of a detokenization, recorded in the audit log.
 type Request struct {
 	// Actor is the user or service reading the value.
