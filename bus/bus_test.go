@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/bus"
 	"github.com/vigilhq/vigil/bus/bustest"
@@ -135,11 +136,20 @@ func TestPublishSameIDIsDuplicate(t *testing.T) {
 }
 
 func TestPublishBatch(t *testing.T) {
+	for _, atomic := range []bool{true, false} {
+		t.Run(fmt.Sprintf("atomic=%v", atomic), func(t *testing.T) {
+			testPublishBatch(t, bus.Config{AsyncMaxPending: 16, NoAtomicBatches: !atomic})
+		})
+	}
+}
+
+func testPublishBatch(t *testing.T, cfg bus.Config) {
 	s := bustest.New(t)
-	b := s.Bus(t, bus.Config{AsyncMaxPending: 16})
+	m := bus.NewMetrics(nil)
+	b := s.Bus(t, cfg, bus.WithMetrics(m))
 	ctx := testCtx(t)
 	var ms []*vigil.Message
-	for i := range 200 {
+	for i := range 1200 { // more than one atomic batch
 		ms = append(ms, msg(fmt.Sprintf("m%d", i), "t", fmt.Sprintf("c%d", i%7), "text"))
 	}
 	acks, err := b.PublishMessages(ctx, ms)
@@ -152,6 +162,30 @@ func TestPublishBatch(t *testing.T) {
 			t.Fatalf("ack %d = %+v: want a fresh unique sequence", i, a)
 		}
 		seen[a.Sequence] = true
+		if got, err := b.GetMessage(ctx, a.Sequence); err != nil || got.ID != ms[i].ID {
+			t.Fatalf("seq %d holds %v (%v), want %s", a.Sequence, got, err, ms[i].ID)
+		}
+	}
+	if n := testutil.ToFloat64(m.AtomicFallbacks); n != 0 {
+		t.Fatalf("%v atomic fallbacks for a fresh batch", n)
+	}
+	// Half new, half already stored: every message acked, the stored ones
+	// as duplicates of their first sequence.
+	mixed := append([]*vigil.Message{}, ms[:10]...)
+	for i := range 10 {
+		mixed = append(mixed, msg(fmt.Sprintf("new%d", i), "t", "c", "text"))
+	}
+	macks, err := b.PublishMessages(ctx, mixed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range macks {
+		if (i < 10) != a.Duplicate || a.Sequence == 0 || (i < 10 && a.Sequence != acks[i].Sequence) {
+			t.Fatalf("mixed ack %d = %+v", i, a)
+		}
+	}
+	if want := map[bool]float64{true: 0, false: 1}[cfg.NoAtomicBatches]; testutil.ToFloat64(m.AtomicFallbacks) != want {
+		t.Fatalf("%v atomic fallbacks after a retried batch, want %v", testutil.ToFloat64(m.AtomicFallbacks), want)
 	}
 	// The same batch again: every message is a duplicate of its first ack.
 	again, err := b.PublishMessages(ctx, ms)
@@ -170,8 +204,8 @@ func TestPublishBatch(t *testing.T) {
 	}
 	st, _ := s.JS.Stream(ctx, bus.StreamMessages)
 	info, _ := st.Info(ctx)
-	if info.State.Msgs != 200 {
-		t.Fatalf("MESSAGES holds %d, want 200", info.State.Msgs)
+	if info.State.Msgs != 1210 {
+		t.Fatalf("MESSAGES holds %d, want 1210", info.State.Msgs)
 	}
 }
 
@@ -345,10 +379,16 @@ func TestStreamFullIsErrStreamFull(t *testing.T) {
 	if _, err := st.GetMsg(ctx, 1); err != nil {
 		t.Fatalf("first message gone from a full stream: %v", err)
 	}
-	// The batch path maps the same way, and acks nothing.
-	acks, err := b.PublishMessages(ctx, []*vigil.Message{msg("b1", "t", "c", strings.Repeat("y", 200))})
-	if !errors.Is(err, bus.ErrStreamFull) || acks[0].Sequence != 0 {
-		t.Fatalf("PublishMessages into full stream = %+v, %v; want ErrStreamFull and no ack", acks, err)
+	// The batch paths map the same way, and ack nothing.
+	for _, n := range []int{1, 3} {
+		var batch []*vigil.Message
+		for i := range n {
+			batch = append(batch, msg(fmt.Sprintf("b%d-%d", n, i), "t", "c", strings.Repeat("y", 200)))
+		}
+		acks, err := b.PublishMessages(ctx, batch)
+		if !errors.Is(err, bus.ErrStreamFull) || acks[0].Sequence != 0 || acks[n-1].Sequence != 0 {
+			t.Fatalf("PublishMessages(%d) into full stream = %+v, %v; want ErrStreamFull and no ack", n, acks, err)
+		}
 	}
 }
 

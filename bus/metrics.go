@@ -19,6 +19,10 @@ type Metrics struct {
 	PublishDuration *prometheus.HistogramVec
 	// Publishes is vigil_bus_publishes_total{stream,result}.
 	Publishes *prometheus.CounterVec
+	// AtomicFallbacks is vigil_bus_atomic_batch_fallbacks_total: atomic
+	// batches refused (mostly retries holding stored ids) and published
+	// message by message instead.
+	AtomicFallbacks prometheus.Counter
 }
 
 // NewMetrics creates the bus metrics and registers them with reg when reg
@@ -34,9 +38,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vigil_bus_publishes_total",
 			Help: "Publishes to JetStream by stream and result (ok, duplicate, full, busy, timeout, error).",
 		}, []string{"stream", "result"}),
+		AtomicFallbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_bus_atomic_batch_fallbacks_total",
+			Help: "Atomic batches refused by the server and published message by message instead.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.PublishDuration, m.Publishes)
+		reg.MustRegister(m.PublishDuration, m.Publishes, m.AtomicFallbacks)
 	}
 	return m
 }

@@ -121,13 +121,20 @@ func (b *Bus) PublishDeadLetter(ctx context.Context, stream string, seq uint64, 
 	return b.publish(ctx, StreamDeadLetter, DeadLetterSubject(stream), id, &dl)
 }
 
-// PublishMessages stores a batch of tokenized messages in MESSAGES with
-// asynchronous publishes (at most Config.AsyncMaxPending in flight on the
-// Bus) and waits for every PubAck. acks[i] belongs to ms[i]; a message that
-// failed has a zero Ack. err joins the per-message errors ("message <i>:
-// …"), so errors.Is(err, ErrStreamFull) etc. work; when err is not nil the
-// caller must treat the unacked messages as not stored. Retrying the whole
-// batch is safe: stored ids come back as duplicates.
+// PublishMessages stores a batch of tokenized messages in MESSAGES and
+// waits for every PubAck. acks[i] belongs to ms[i]; a message that failed
+// has a zero Ack. err joins the per-message errors ("message <i>: …"), so
+// errors.Is(err, ErrStreamFull) etc. work; when err is not nil the caller
+// must treat the unacked messages as not stored. Retrying the whole batch
+// is safe: stored ids come back as duplicates.
+//
+// Unless Config.NoAtomicBatches is set, each chunk of up to
+// [MaxAtomicBatch] messages is published as one atomic batch: all of it is
+// stored or none, and under SyncAlways it costs one fsync. A chunk holding
+// an id that is already stored (a retry) is refused atomically by the
+// server and then published message by message, so duplicates are still
+// acked individually. Without atomic batches every message is an
+// asynchronous publish, at most Config.AsyncMaxPending in flight on the Bus.
 func (b *Bus) PublishMessages(ctx context.Context, ms []*vigil.Message) ([]Ack, error) {
 	for i, m := range ms {
 		if err := validRecord(m.ID, m.Tenant, m.ConversationID); err != nil {
@@ -139,15 +146,54 @@ func (b *Bus) PublishMessages(ctx context.Context, ms []*vigil.Message) ([]Ack, 
 	start := time.Now()
 	acks := make([]Ack, len(ms))
 	errs := make([]error, len(ms))
-	futs := make([]jetstream.PubAckFuture, len(ms))
+	subjects := make([]string, len(ms))
+	ids := make([]string, len(ms))
+	datas := make([][]byte, len(ms))
 	for i, m := range ms {
 		data, err := json.Marshal(m)
 		if err != nil {
-			errs[i] = fmt.Errorf("encode message: %w", err)
-			continue
+			return nil, fmt.Errorf("message %d: encode: %w", i, err)
 		}
-		msg := &nats.Msg{Subject: MessageSubject(m.Tenant, m.ConversationID), Data: data, Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, m.ID)
+		subjects[i], ids[i], datas[i] = MessageSubject(m.Tenant, m.ConversationID), m.ID, data
+	}
+	for lo := 0; lo < len(ms); lo += MaxAtomicBatch {
+		hi := min(lo+MaxAtomicBatch, len(ms))
+		if !b.cfg.NoAtomicBatches && hi-lo > 1 {
+			chunk, err := b.publishAtomic(ctx, subjects[lo:hi], ids[lo:hi], datas[lo:hi])
+			if err == nil {
+				copy(acks[lo:hi], chunk)
+				continue
+			}
+			if !errors.Is(err, errAtomicFallback) {
+				for i := lo; i < hi; i++ {
+					errs[i] = err
+				}
+				continue
+			}
+			b.metrics.AtomicFallbacks.Inc()
+		}
+		b.publishAsync(ctx, subjects[lo:hi], ids[lo:hi], datas[lo:hi], acks[lo:hi], errs[lo:hi])
+	}
+	// One observation per batch message keeps the histogram comparable with
+	// single publishes: each waited for the whole batch.
+	d := since(start)
+	var joined []error
+	for i := range ms {
+		b.observe(StreamMessages, d, acks[i], errs[i])
+		if errs[i] != nil {
+			joined = append(joined, fmt.Errorf("message %d: %w", i, errs[i]))
+		}
+	}
+	return acks, errors.Join(joined...)
+}
+
+// publishAsync publishes each message asynchronously and waits for all
+// PubAcks, filling acks and errs.
+func (b *Bus) publishAsync(ctx context.Context, subjects, ids []string, datas [][]byte, acks []Ack, errs []error) {
+	futs := make([]jetstream.PubAckFuture, len(datas))
+	for i := range datas {
+		msg := &nats.Msg{Subject: subjects[i], Data: datas[i], Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, ids[i])
 		msg.Header.Set(jetstream.ExpectedStreamHeader, StreamMessages)
 		f, err := b.js.PublishMsgAsync(msg)
 		if err != nil {
@@ -169,17 +215,6 @@ func (b *Bus) PublishMessages(ctx context.Context, ms []*vigil.Message) ([]Ack, 
 			errs[i] = b.mapErr(ctx.Err())
 		}
 	}
-	// One observation per batch message keeps the histogram comparable with
-	// single publishes: each waited for the whole batch.
-	d := since(start)
-	var joined []error
-	for i := range ms {
-		b.observe(StreamMessages, d, acks[i], errs[i])
-		if errs[i] != nil {
-			joined = append(joined, fmt.Errorf("message %d: %w", i, errs[i]))
-		}
-	}
-	return acks, errors.Join(joined...)
 }
 
 func (b *Bus) publish(ctx context.Context, stream, subject, id string, v any) (Ack, error) {

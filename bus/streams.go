@@ -117,6 +117,10 @@ type Config struct {
 	// Memory stores everything in memory instead of files (tests and
 	// benchmarks only: nothing survives a restart).
 	Memory bool
+	// NoAtomicBatches publishes [Bus.PublishMessages] batches message by
+	// message instead of as atomic batches (for servers older than 2.12,
+	// and for comparison in benchmarks).
+	NoAtomicBatches bool
 }
 
 // withDefaults fills zero fields and validates the rest.
@@ -208,6 +212,9 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 			Duplicates:  cfg.DuplicateWindow,
 			DenyPurge:   true,
 			AllowDirect: true,
+			// Atomic batches give group commit under SyncAlways and
+			// all-or-nothing batches; see atomic.go.
+			AllowAtomicPublish: true,
 		},
 		{
 			Name:        StreamVerdicts,

@@ -38,15 +38,16 @@ type env struct {
 }
 
 type envOpts struct {
-	cfg    ingest.Config
-	busCfg bus.Config
+	cfg        ingest.Config
+	busCfg     bus.Config
+	syncAlways bool
 }
 
 // newEnv starts a real embedded JetStream, the bus, the real pii tokenizer
 // with a vault on the bus's bucket, and the ingest server over HTTP.
 func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
-	ns := bustest.New(t)
+	ns := bustest.NewWith(t, bustest.Options{SyncAlways: o.syncAlways})
 	b := ns.Bus(t, o.busCfg)
 	tok := &gatedTokenizer{next: realTokenizer(t, b)}
 	cfg := o.cfg

@@ -38,6 +38,9 @@ type Metrics struct {
 	WSSendQueueDrops prometheus.Counter
 	// InFlight is vigil_ingest_in_flight_messages: admitted, not yet acked.
 	InFlight prometheus.Gauge
+	// WSCloses is vigil_ingest_ws_closes_total{reason}: sessions ended, by
+	// reason (client, slow_consumer, idle, ping_timeout, shutdown, protocol).
+	WSCloses *prometheus.CounterVec
 	// IDConflicts is vigil_ingest_id_conflicts_total: duplicate ids whose
 	// stored message differs (reported to the client as conflict).
 	IDConflicts prometheus.Counter
@@ -72,13 +75,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vigil_ingest_in_flight_messages",
 			Help: "Messages admitted and not yet acknowledged.",
 		}),
+		WSCloses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_ingest_ws_closes_total",
+			Help: "WebSocket sessions ended, by reason.",
+		}, []string{"reason"}),
 		IDConflicts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_ingest_id_conflicts_total",
 			Help: "Duplicate message ids whose stored message differs from the new one.",
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.AckDuration, m.Requests, m.Messages, m.WSSessions, m.WSSendQueueDrops, m.InFlight, m.IDConflicts)
+		reg.MustRegister(m.AckDuration, m.Requests, m.Messages, m.WSSessions, m.WSSendQueueDrops, m.InFlight, m.WSCloses, m.IDConflicts)
 	}
 	return m
 }

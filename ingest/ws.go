@@ -42,7 +42,26 @@ const (
 	CloseIdle         = "idle timeout"
 	CloseShutdown     = "server shutting down"
 	ClosePingTimeout  = "ping timeout"
+	CloseTextOnly     = "text frames only"
 )
+
+// closeLabel maps a close reason to the bounded reason label of
+// vigil_ingest_ws_closes_total.
+func closeLabel(reason string) string {
+	switch reason {
+	case CloseSlowConsumer:
+		return "slow_consumer"
+	case CloseIdle:
+		return "idle"
+	case CloseShutdown:
+		return "shutdown"
+	case ClosePingTimeout:
+		return "ping_timeout"
+	case CloseTextOnly:
+		return "protocol"
+	}
+	return "client"
+}
 
 type ackFrame struct {
 	Type string `json:"type"`
@@ -133,7 +152,7 @@ func (ss *session) readLoop(ctx context.Context) {
 		}
 		ss.lastRead.Store(time.Now().UnixNano())
 		if typ != websocket.MessageText {
-			ss.close(websocket.StatusUnsupportedData, "text frames only")
+			ss.close(websocket.StatusUnsupportedData, CloseTextOnly)
 			return
 		}
 		if !ss.handle(data) {
@@ -221,7 +240,10 @@ func (ss *session) flush() {
 		ss.queue[0] = nil
 		ss.queue = ss.queue[1:]
 		ss.qmu.Unlock()
-		ctx, cancel := context.WithTimeout(ss.srv.ctx, ss.srv.cfg.WSWriteTimeout)
+		// Not derived from the server's context: coder/websocket drops the
+		// connection when a write's context ends, even just after the frame
+		// went out, and shutdown must still send its close frame.
+		ctx, cancel := context.WithTimeout(context.Background(), ss.srv.cfg.WSWriteTimeout)
 		err := ss.c.Write(ctx, websocket.MessageText, f)
 		cancel()
 		if err != nil {
@@ -244,6 +266,7 @@ func (ss *session) closeLocked(code websocket.StatusCode, reason string) {
 		return
 	}
 	ss.closing = true
+	ss.srv.metrics.WSCloses.WithLabelValues(closeLabel(reason)).Inc()
 	if !ss.goLocked(func() { _ = ss.c.Close(code, reason) }) {
 		ss.c.CloseNow()
 	}
@@ -257,7 +280,7 @@ func (ss *session) onPing() {
 		return
 	}
 	ss.goLocked(func() {
-		ctx, cancel := context.WithTimeout(ss.srv.ctx, ss.srv.cfg.WSWriteTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), ss.srv.cfg.WSWriteTimeout)
 		err := ss.c.Ping(ctx)
 		cancel()
 		if err != nil {
@@ -287,7 +310,7 @@ func (ss *session) follow(subjects []string) {
 		if created {
 			// Make sure the server has the interest before the client sees
 			// the ack, so no action published after the ack is missed.
-			ctx, cancel := context.WithTimeout(ss.srv.ctx, ss.srv.cfg.WSWriteTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), ss.srv.cfg.WSWriteTimeout)
 			defer cancel()
 			if err := ss.srv.bus.Conn().FlushWithContext(ctx); err != nil {
 				ss.srv.log.Warn("flush action subscriptions failed", "err", err)

@@ -37,18 +37,40 @@ func New(tb testing.TB) *Server {
 	return NewAt(tb, dir)
 }
 
+// Options tune a test server.
+type Options struct {
+	// SyncAlways fsyncs every write before the PubAck, as Vigil's
+	// production default does (bus.SyncAlways).
+	SyncAlways bool
+	// MaxStoreBytes bounds JetStream file storage (0 = server default).
+	MaxStoreBytes int64
+}
+
+// NewWith is [New] with options.
+func NewWith(tb testing.TB, o Options) *Server {
+	tb.Helper()
+	return newServer(tb, tb.TempDir(), o)
+}
+
 // NewAt is [New] with the store in dir, so a test can restart a server on
 // the same data.
 func NewAt(tb testing.TB, dir string) *Server {
 	tb.Helper()
+	return newServer(tb, dir, Options{})
+}
+
+func newServer(tb testing.TB, dir string, o Options) *Server {
+	tb.Helper()
 	opts := &server.Options{
-		ServerName: "bustest",
-		Host:       "127.0.0.1",
-		Port:       -1,
-		JetStream:  true,
-		StoreDir:   filepath.Join(dir, "jetstream"),
-		NoLog:      true,
-		NoSigs:     true,
+		SyncAlways:        o.SyncAlways,
+		JetStreamMaxStore: o.MaxStoreBytes,
+		ServerName:        "bustest",
+		Host:              "127.0.0.1",
+		Port:              -1,
+		JetStream:         true,
+		StoreDir:          filepath.Join(dir, "jetstream"),
+		NoLog:             true,
+		NoSigs:            true,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
