@@ -152,6 +152,16 @@ func TestNoPIIInErrorsLogsAndMetrics(t *testing.T) {
 	if got := testutil.ToFloat64(m.VaultWrites); got != 6 {
 		t.Errorf("vault writes = %v, want 6", got)
 	}
+	// The same values again: all in the stored-value cache, no vault write.
+	if err := tok.TokenizeMessage(ctx, seededMessage("t-ok")); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.VaultWrites); got != 6 {
+		t.Errorf("vault writes after a repeated message = %v, want still 6", got)
+	}
+	if got := testutil.ToFloat64(m.CacheHits); got != 6 {
+		t.Errorf("cache hits = %v, want 6", got)
+	}
 	errs = append(errs, v.Shred(ctx, "t-ok", "u-anna"))
 	bad := seededMessage("t-bad")
 	bad.Sender.ID = ""
