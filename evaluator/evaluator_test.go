@@ -36,7 +36,7 @@ func TestThreatAndBanter(t *testing.T) {
 		r.publish(t, ms...)
 		total += len(ms)
 	}
-	r.waitCount(t, bus.StreamEvaluations, uint64(total), 10*time.Second)
+	r.waitSettled(t, uint64(total), 10*time.Second)
 	verdicts := records[vigil.Verdict](t, r, bus.StreamVerdicts)
 	evals := records[vigil.Evaluation](t, r, bus.StreamEvaluations)
 	version := r.rules.Current().Version()
@@ -105,7 +105,7 @@ func TestConversationOrder(t *testing.T) {
 		}
 	}
 	r.publish(t, ms...)
-	r.waitCount(t, bus.StreamEvaluations, uint64(len(ms)), 60*time.Second)
+	r.waitSettled(t, uint64(len(ms)), 60*time.Second)
 
 	w, err := evaluator.NewWindow(r.b.ContextKV(), long, 24*time.Hour, 10, nil)
 	if err != nil {
@@ -170,7 +170,7 @@ func TestRestartMidStream(t *testing.T) {
 		t.Fatalf("first evaluator finished everything (%d); the test needs a mid-stream stop", got)
 	}
 	r.start(t)
-	r.waitCount(t, bus.StreamEvaluations, uint64(len(ms)), 30*time.Second)
+	r.waitSettled(t, uint64(len(ms)), 30*time.Second)
 
 	verdicts := records[vigil.Verdict](t, r, bus.StreamVerdicts)
 	ids := map[string]int{}
@@ -223,8 +223,7 @@ func TestPoisonedMessageIsDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.publish(t, message("p", 3, "I'm going to kill you"), message("q", 0, "hi"))
-	r.waitCount(t, bus.StreamEvaluations, 3, 10*time.Second)
-	r.waitCount(t, bus.StreamDeadLetter, 2, 10*time.Second)
+	r.waitSettled(t, 3, 10*time.Second)
 	var got []string
 	for _, dl := range records[bus.DeadLetter](t, r, bus.StreamDeadLetter) {
 		got = append(got, fmt.Sprintf("%s/%d/%s", dl.Stream, dl.Sequence, dl.Reason))

@@ -138,6 +138,42 @@ func (r *rig) waitCount(t testing.TB, stream string, n uint64, within time.Durat
 	}
 }
 
+// waitSettled waits until EVALUATIONS holds at least n records and every
+// partition consumer of the evaluator has nothing pending and nothing
+// unacked: since a message is acked only after its verdicts and evaluation
+// are stored, everything it produced is then readable.
+func (r *rig) waitSettled(t testing.TB, n uint64, within time.Duration) {
+	t.Helper()
+	r.waitCount(t, bus.StreamEvaluations, n, within)
+	deadline := time.Now().Add(within)
+	for {
+		settled := true
+		for p := range r.b.Partitions() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			c, err := r.s.JS.Consumer(ctx, bus.StreamMessages, bus.PartitionConsumerName(evaluator.DefaultDurable, p))
+			if err != nil {
+				cancel()
+				t.Fatalf("consumer of partition %d: %v", p, err)
+			}
+			info, err := c.Info(ctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("consumer info of partition %d: %v", p, err)
+			}
+			if info.NumPending > 0 || info.NumAckPending > 0 {
+				settled = false
+			}
+		}
+		if settled {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumers still have pending or unacked messages after %s", within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // records decodes every record of a stream, in stream order.
 func records[T any](t testing.TB, r *rig, stream string) []T {
 	t.Helper()

@@ -139,7 +139,7 @@ func runReloadSteps(t *testing.T, r *rig, edit func(*testing.T, func(string) str
 			verdicts := r.streamCount(t, bus.StreamVerdicts)
 			m := message("reload", i, st.text)
 			r.publish(t, m)
-			r.waitCount(t, bus.StreamEvaluations, evals+1, 5*time.Second)
+			r.waitSettled(t, evals+1, 10*time.Second)
 			got := r.streamCount(t, bus.StreamVerdicts) - verdicts
 			if (got == 1) != st.wantVerdict {
 				t.Fatalf("%q produced %d verdicts, want verdict=%v", st.text, got, st.wantVerdict)

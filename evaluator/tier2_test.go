@@ -74,7 +74,7 @@ func TestTier2EndToEnd(t *testing.T) {
 				ms = append(ms, message("t2", i, text))
 			}
 			r.publish(t, ms...)
-			r.waitCount(t, bus.StreamEvaluations, uint64(len(ms)), 10*time.Second)
+			r.waitSettled(t, uint64(len(ms)), 10*time.Second)
 			verdicts := records[vigil.Verdict](t, r, bus.StreamVerdicts)
 			if len(verdicts) != tc.wantVerdicts {
 				t.Fatalf("%d verdicts, want %d: %+v", len(verdicts), tc.wantVerdicts, verdicts)
@@ -126,7 +126,7 @@ func TestTier2DoesNotHoldBackTier1(t *testing.T) {
 		t.Fatalf("evaluations while tier 2 is blocked = %+v, want only the second message's", evals)
 	}
 	close(llm.block)
-	r.waitCount(t, bus.StreamEvaluations, 2, 5*time.Second)
+	r.waitSettled(t, 2, 10*time.Second)
 	verdicts := records[vigil.Verdict](t, r, bus.StreamVerdicts)
 	var tiers []string
 	for _, v := range verdicts {
