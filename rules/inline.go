@@ -17,18 +17,20 @@ type TestOptions struct {
 
 // Report is the outcome of [Set.Test]: one entry per file, in name order.
 type Report struct {
-	Version string
-	Files   []FileReport
+	Version string       `json:"version"`
+	Files   []FileReport `json:"files"`
 	// Rules, Tests and Failed total the files.
-	Rules, Tests, Failed int
+	Rules  int `json:"rules"`
+	Tests  int `json:"tests"`
+	Failed int `json:"failed"`
 }
 
 // FileReport is the outcome of the inline tests of one file.
 type FileReport struct {
-	File  string
-	Rules int
-	Tests int
-	Cases []CaseResult
+	File  string       `json:"file"`
+	Rules int          `json:"rules"`
+	Tests int          `json:"tests"`
+	Cases []CaseResult `json:"cases"`
 }
 
 // Failed counts the failed cases of the file.
@@ -45,12 +47,12 @@ func (f FileReport) Failed() int {
 // CaseResult is one inline test case's outcome. Want and Got read
 // "no verdict" or "<action> severity=<severity>".
 type CaseResult struct {
-	RuleID string
-	Test   string
-	Line   int
-	Passed bool
-	Want   string
-	Got    string
+	RuleID string `json:"rule_id"`
+	Test   string `json:"test"`
+	Line   int    `json:"line"`
+	Passed bool   `json:"passed"`
+	Want   string `json:"want"`
+	Got    string `json:"got"`
 }
 
 // Test runs the inline tests of every rule: each case evaluates its rule

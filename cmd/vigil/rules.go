@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"flag"
@@ -21,7 +22,7 @@ Lint, test and explain Vigil rule files.
 
 Usage:
   vigil rules lint [--lint-fatal] DIR...
-  vigil rules test [--run REGEX] [--junit FILE] DIR...
+  vigil rules test [--run REGEX] [--junit FILE] [--json] DIR...
   vigil rules explain --rules DIR --message FILE|- [--all]
 
 A DIR argument reads the *.yaml and *.yml files directly in DIR; DIR/...
@@ -215,6 +216,7 @@ func runRulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := flagSet("rules test", rulesUsage, stdout)
 	run := fs.String("run", "", "Run only the tests whose rule id or test name matches this regular expression.")
 	junit := fs.String("junit", "", "Also write the results as JUnit XML to this file.")
+	asJSON := fs.Bool("json", false, "Print the report as JSON on stdout instead of text (compile errors stay on stderr).")
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
@@ -242,6 +244,27 @@ func runRulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var rep rules.Report
 	if s != nil {
 		rep = s.Test(ctx, opts)
+	}
+	if *junit != "" {
+		if err := writeJUnit(*junit, files, ces, rep); err != nil {
+			return fail(stderr, err, "")
+		}
+	}
+	code := exitOK
+	if len(ces) > 0 || rep.Failed > 0 {
+		code = exitFailure
+	}
+	if *asJSON {
+		if len(ces) > 0 {
+			fmt.Fprintln(stderr, ces.Display())
+		}
+		rep.Version = rules.Version(files)
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return fail(stderr, fmt.Errorf("write report: %w", err), "")
+		}
+		return code
 	}
 	reports := map[string]rules.FileReport{}
 	for _, f := range rep.Files {
@@ -274,15 +297,7 @@ func runRulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stdout, ", %s", plural(len(ces), "compile error"))
 	}
 	fmt.Fprintf(stdout, " (ruleset %s)\n", rules.Version(files))
-	if *junit != "" {
-		if err := writeJUnit(*junit, files, ces, rep); err != nil {
-			return fail(stderr, err, "")
-		}
-	}
-	if len(ces) > 0 || rep.Failed > 0 {
-		return exitFailure
-	}
-	return exitOK
+	return code
 }
 
 // JUnit XML, as CI systems read it.
@@ -427,6 +442,9 @@ func runRulesExplain(ctx context.Context, args []string, stdout, stderr io.Write
 			if sp.Start >= 0 && sp.End <= len(m.Text) && sp.Start <= sp.End {
 				fmt.Fprintf(stdout, "  matched: %q at %d:%d\n", m.Text[sp.Start:sp.End], sp.Start, sp.End)
 			}
+		}
+		if r.Tier == rules.TierClassifier && ex.Fired {
+			fmt.Fprintf(stdout, "  tier 2: the evaluator asks the classifier (labels: %s)\n", strings.Join(r.Labels, ", "))
 		}
 		for _, v := range ex.Values {
 			fmt.Fprintf(stdout, "  %s%-6s %s\n", strings.Repeat("  ", v.Depth), v.Value, shorten(v.Expr))

@@ -39,6 +39,8 @@ func TestRulesCLI(t *testing.T) {
 		{"test_compile_errors", []string{"test", "rules/testdata/cli/compile"}, exitFailure},
 		{"test_run_filter", []string{"test", "--run", `threat\.`, "rules/packs/finance"}, exitOK},
 		{"test_run_filter_failing_skipped", []string{"test", "--run", "promise fires", "rules/testdata/cli/failing"}, exitOK},
+		{"test_json_failing", []string{"test", "--json", "rules/testdata/cli/failing"}, exitFailure},
+		{"explain_tier2", []string{"explain", "--rules", "rules/packs/finance", "--message", "rules/testdata/cli/explain/tier2.yaml"}, exitOK},
 		{"lint_findings", []string{"lint", "rules/testdata/cli/lint"}, exitOK},
 		{"lint_fatal", []string{"lint", "--lint-fatal", "rules/testdata/cli/lint"}, exitLint},
 		{"lint_packs_fatal", []string{"lint", "--lint-fatal", "rules/packs/..."}, exitOK},
