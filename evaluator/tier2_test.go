@@ -37,7 +37,7 @@ func TestTier2EndToEnd(t *testing.T) {
 		},
 		{
 			name: "timeout leaves tier 1 alone", cfg: evaluator.ClassifierConfig{Timeout: 50 * time.Millisecond, Retries: -1},
-			setup:        func(f *fakeLLM) { f.script(2 * time.Second) },
+			setup:        func(f *fakeLLM) { f.script(time.Second) },
 			texts:        []string{"I guarantee it"},
 			wantVerdicts: 0, wantTiers: [][]int{{1}}, wantCalls: 1, wantMetric: map[string]float64{"timeout": 1},
 		},
