@@ -404,3 +404,40 @@ func TestRunWebSocketRefused(t *testing.T) {
 		t.Fatalf("Run = %v, want a 503 SendError with Retry-After 3s", err)
 	}
 }
+
+func TestWaitReady(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" || calls.Add(1) < 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		name    string
+		target  string
+		timeout time.Duration
+		wantErr bool
+	}{
+		{"ready on the third poll", srv.URL + "/", 5 * time.Second, false},
+		{"never ready", "http://127.0.0.1:1", 600 * time.Millisecond, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
+			defer cancel()
+			err := bench.WaitReady(ctx, tc.target, nil)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("WaitReady = %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("WaitReady = %v, want it to wrap the deadline", err)
+			}
+		})
+	}
+	if calls.Load() != 3 {
+		t.Errorf("%d polls, want 3", calls.Load())
+	}
+}

@@ -482,3 +482,38 @@ func (c *natsClient) close() error {
 	}
 	return nil
 }
+
+// WaitReady polls target's /readyz (Vigil's readiness: NATS and ClickHouse
+// answer) every 250 ms until it answers 200 or ctx ends, for harnesses that
+// start Vigil and the load at the same time. It returns ctx's error, wrapped
+// with the last failure, when Vigil did not become ready.
+func WaitReady(ctx context.Context, target string, hc *http.Client) error {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	u := strings.TrimSuffix(target, "/") + "/readyz"
+	var last error
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return fmt.Errorf("wait for %s: %w", u, err)
+		}
+		resp, err := hc.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s: %w (last: %w)", u, ctx.Err(), last)
+		case <-t.C:
+		}
+	}
+}

@@ -34,7 +34,7 @@ Usage:
   vigil simulate [--target URL | --transport nats --nats URL] [--rate N] [--duration D | --count N] [flags]
 
 Examples:
-  vigil simulate --rate 5 --duration 0              # gentle traffic beside 'vigil dev' until Ctrl-C
+  vigil simulate --rate 5 --duration 0 --wait 1m    # gentle traffic beside 'vigil dev' until Ctrl-C
   vigil simulate --transport ws --rate 500 --sessions 50 --duration 1m --json
 
 It prints the achieved rate, ack latency (p50/p90/p99/p99.9), errors by
@@ -67,6 +67,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	piiRate := fs.Float64("pii-rate", bench.DefaultMix.PIIRate, "Fraction of PII-bearing messages (0..1).")
 	verdictWait := fs.Duration("verdict-wait", bench.DefaultVerdictWait, "How long to await verdicts after an ack and after the last send.")
 	noVerdicts := fs.Bool("no-verdicts", false, "Do not track verdicts (ws, nats).")
+	wait := fs.Duration("wait", 0, "Wait up to this long for the target's /readyz before sending (http, ws); for starting beside 'vigil dev'.")
 	jsonOut := fs.Bool("json", false, "Print the result as JSON.")
 	logLevel := fs.String("log-level", "warn", "Log level: debug, info, warn, error.")
 	if code := parseFlags(fs, args, stderr); code >= 0 {
@@ -96,6 +97,14 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		Tenant: *tenant, Rate: *rate, Sessions: *sessions, Duration: *duration, Count: *count,
 		Batch: *batch, Seed: *seed, Mix: m, VerdictWait: *verdictWait, NoVerdicts: *noVerdicts,
 		Logger: logger,
+	}
+	if *wait > 0 && cfg.Transport != bench.TransportNATS {
+		wctx, cancel := context.WithTimeout(ctx, *wait)
+		err := bench.WaitReady(wctx, cfg.Target, nil)
+		cancel()
+		if err != nil {
+			return fail(stderr, err, "start 'vigil dev' (or pass --target), or raise --wait")
+		}
 	}
 	res, err := bench.Run(ctx, cfg)
 	if err != nil {

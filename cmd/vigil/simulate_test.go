@@ -92,6 +92,12 @@ func TestSimulateCLI(t *testing.T) {
 			wantStderr: "Error: unexpected argument \"now\"\nTry: vigil simulate --help\n",
 		},
 		{
+			name:       "target never ready",
+			args:       []string{"--target", "http://127.0.0.1:1", "--wait", "300ms"},
+			wantCode:   exitFailure,
+			wantStderr: "Try: start 'vigil dev' (or pass --target), or raise --wait\n",
+		},
+		{
 			name:       "help",
 			args:       []string{"--help"},
 			wantCode:   exitOK,
