@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -352,11 +353,19 @@ func (s *Service) store(a *workflow.Alert, rev uint64, notify bool) {
 	}
 }
 
+// consumeLanes is how many conversations a consumer handles at once. The
+// records of one conversation always share a lane, so they are handled in
+// stream order; lanes overlap the KV and publish round trips of different
+// conversations.
+const consumeLanes = 8
+
 // consume fetches from c until ctx ends. handle returning an error naks
 // the message for redelivery; decoding problems are handled (acked) inside.
 func (s *Service) consume(ctx context.Context, c jetstream.Consumer, what string, handle func(context.Context, []byte) error) {
+	lanes := make([][]jetstream.Msg, consumeLanes)
+	var wg sync.WaitGroup
 	for ctx.Err() == nil {
-		batch, err := c.Fetch(100, jetstream.FetchMaxWait(time.Second))
+		batch, err := c.Fetch(200, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -365,22 +374,52 @@ func (s *Service) consume(ctx context.Context, c jetstream.Consumer, what string
 			sleep(ctx, time.Second)
 			continue
 		}
+		for i := range lanes {
+			lanes[i] = lanes[i][:0]
+		}
 		for m := range batch.Messages() {
-			if err := handle(ctx, m.Data()); err != nil {
-				if ctx.Err() == nil {
-					s.log.Warn("handle", "consumer", what, "err", err)
-				}
-				_ = m.NakWithDelay(time.Second)
+			l := laneOf(m.Data())
+			lanes[l] = append(lanes[l], m)
+		}
+		for _, lane := range lanes {
+			if len(lane) == 0 {
 				continue
 			}
-			if err := m.Ack(); err != nil && ctx.Err() == nil {
-				s.log.Warn("ack", "consumer", what, "err", err)
-			}
+			wg.Go(func() {
+				for _, m := range lane {
+					if err := handle(ctx, m.Data()); err != nil {
+						if ctx.Err() == nil {
+							s.log.Warn("handle", "consumer", what, "err", err)
+						}
+						_ = m.NakWithDelay(time.Second)
+						continue
+					}
+					if err := m.Ack(); err != nil && ctx.Err() == nil {
+						s.log.Warn("ack", "consumer", what, "err", err)
+					}
+				}
+			})
 		}
+		wg.Wait()
 		if err := batch.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
 			s.log.Warn("fetch batch", "consumer", what, "err", err)
 		}
 	}
+}
+
+// laneOf picks the lane of a verdict or message by its tenant and
+// conversation.
+func laneOf(data []byte) int {
+	var k struct {
+		Tenant       string `json:"tenant"`
+		Conversation string `json:"conversation_id"`
+	}
+	_ = json.Unmarshal(data, &k)
+	h := fnv.New32a()
+	h.Write([]byte(k.Tenant))
+	h.Write([]byte{0})
+	h.Write([]byte(k.Conversation))
+	return int(h.Sum32() % consumeLanes)
 }
 
 func sleep(ctx context.Context, d time.Duration) {
