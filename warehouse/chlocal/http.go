@@ -76,34 +76,41 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		queryID = newQueryID()
 	}
 	kind := labelQuery
-	out, sum, format, err := h.run(r, queryID, &kind)
+	out, sum, format, streamed, err := h.run(w, r, queryID, &kind)
 	result := resultOK
-	if err != nil {
+	switch {
+	case streamed:
+		// Written as it came; a failure was reported in the body.
+		if err != nil {
+			result = resultError
+		}
+	case err != nil:
 		result = resultError
 		h.writeError(w, r, queryID, err)
-	} else {
+	default:
 		h.writeResult(w, r, queryID, format, sum, out)
 	}
 	e.metrics.Requests.WithLabelValues(kind, result).Inc()
 	e.metrics.Duration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 }
 
-// run parses and executes one request and returns the response body before
-// response compression.
-func (h *handler) run(r *http.Request, queryID string, kind *string) ([]byte, Result, string, error) {
+// run parses and executes one request. It returns the response body before
+// response compression, or streamed=true when it already wrote the response
+// (a read streamed from chDB as the engine produced it).
+func (h *handler) run(w http.ResponseWriter, r *http.Request, queryID string, kind *string) (out []byte, res Result, format string, streamed bool, err error) {
 	e := h.e
 	params := r.URL.Query()
 	body, release, err := h.readBody(r, params.Get("decompress") == "1")
 	if err != nil {
-		return nil, Result{}, "", err
+		return nil, Result{}, "", false, err
 	}
 	defer release()
 	req, err := parseRequest(params, r.Method, body)
 	if err != nil {
-		return nil, Result{}, "", err
+		return nil, Result{}, "", false, err
 	}
 	if len(req.Params) > 0 && req.Stmt.HasData {
-		return nil, Result{}, "", newException(codeNotImplemented, "Query parameters (param_*) with INSERT data are not supported by the embedded ClickHouse")
+		return nil, Result{}, "", false, newException(codeNotImplemented, "Query parameters (param_*) with INSERT data are not supported by the embedded ClickHouse")
 	}
 	ctx := r.Context()
 	st := req.Stmt
@@ -113,23 +120,35 @@ func (h *handler) run(r *http.Request, queryID string, kind *string) ([]byte, Re
 
 	waitStart := time.Now()
 	if err := e.lock(ctx); err != nil {
-		return nil, Result{}, "", newException(codeQueryWasCancelled, "Query was cancelled: %v", err)
+		return nil, Result{}, "", false, newException(codeQueryWasCancelled, "Query was cancelled: %v", err)
 	}
 	e.metrics.LockWait.Observe(time.Since(waitStart).Seconds())
-	res, types, err := h.execLocked(req)
+	var types []string
+	if st.Select && len(req.Params) == 0 && r.Method != http.MethodHead && params.Get("wait_end_of_query") != "1" {
+		streamed, res, types, err = h.streamLocked(w, r, req, queryID)
+		if x := (*Exception)(nil); !streamed && errors.As(err, &x) && x.Code == codeBadArguments &&
+			strings.HasPrefix(x.Message, "Streaming query is not supported") {
+			res, types, err = h.execLocked(req)
+		}
+	} else {
+		res, types, err = h.execLocked(req)
+	}
 	e.unlock()
+	if streamed {
+		return nil, res, req.Format, true, err
+	}
 	if err != nil {
 		e.log.Debug("query failed", slog.String(logKeyQueryID, queryID), slog.Any("err", err))
-		return nil, Result{}, "", err
+		return nil, Result{}, "", false, err
 	}
-	out := res.Data
+	out = res.Data
 	if st.Kind == kindRead && strings.EqualFold(req.Format, "Native") {
 		rev := min(req.ProtocolVersion, e.revision)
 		if out, err = reframeNative(out, rev, types); err != nil {
-			return nil, Result{}, "", newException(codeNotImplemented, "Cannot send Native result at protocol revision %d: %v", rev, err)
+			return nil, Result{}, "", false, newException(codeNotImplemented, "Cannot send Native result at protocol revision %d: %v", rev, err)
 		}
 	}
-	return out, res, req.Format, nil
+	return out, res, req.Format, false, nil
 }
 
 // execLocked runs the request on chDB; the caller holds the engine lock. For
@@ -155,20 +174,27 @@ func (h *handler) execLocked(req *request) (Result, []string, error) {
 	if err != nil || st.Kind != kindRead || !strings.EqualFold(req.Format, "Native") || !nativeLacksZone(r.Data) {
 		return r, nil, err
 	}
-	d, derr := e.queryParamsLocked("DESCRIBE ("+st.withoutFormat()+")", "TSVRaw", req.Params)
-	if derr != nil {
-		e.log.Debug("describe result types", slog.Any("err", derr))
-		return r, nil, nil
+	return r, h.declaredTypesLocked(req), nil
+}
+
+// declaredTypesLocked returns the declared result types of a read (nil when
+// unknown), to restore DateTime zones chDB's Native output dropped.
+func (h *handler) declaredTypesLocked(req *request) []string {
+	e := h.e
+	d, err := e.queryParamsLocked("DESCRIBE ("+req.Stmt.withoutFormat()+")", "TSVRaw", req.Params)
+	if err != nil {
+		e.log.Debug("describe result types", slog.Any("err", err))
+		return nil
 	}
 	var types []string
 	for line := range strings.SplitSeq(strings.TrimSuffix(string(d.Data), "\n"), "\n") {
 		f := strings.Split(line, "\t")
 		if len(f) < 2 {
-			return r, nil, nil
+			return nil
 		}
 		types = append(types, f[1])
 	}
-	return r, types, nil
+	return types
 }
 
 // nativeLacksZone reports whether the first block of a Native result has a
@@ -324,7 +350,7 @@ func (h *handler) writeResult(w http.ResponseWriter, r *http.Request, queryID, f
 		}
 		body = framed
 	case params.Get("enable_http_compression") == "1":
-		enc, compressed, err := encodeHTTP(out, r.Header.Get("Accept-Encoding"))
+		enc, compressed, err := encodeHTTP(out, params, r.Header.Get("Accept-Encoding"))
 		if err != nil {
 			h.writeError(w, r, queryID, newException(codeUnknownException, "compress response: %v", err))
 			return
@@ -399,37 +425,26 @@ func frame(out []byte, method compress.Method) ([]byte, error) {
 
 // encodeHTTP compresses out with the first of gzip, deflate, zstd the client
 // accepts; it returns enc == "" when none applies.
-func encodeHTTP(out []byte, accept string) (enc string, body []byte, err error) {
-	accept = strings.ToLower(accept)
-	var buf bytes.Buffer
-	switch {
-	case strings.Contains(accept, "gzip"):
-		zw := gzip.NewWriter(&buf)
-		if _, err := zw.Write(out); err != nil {
-			return "", nil, err
-		}
-		if err := zw.Close(); err != nil {
-			return "", nil, err
-		}
-		return "gzip", buf.Bytes(), nil
-	case strings.Contains(accept, "deflate"):
-		zw := zlib.NewWriter(&buf)
-		if _, err := zw.Write(out); err != nil {
-			return "", nil, err
-		}
-		if err := zw.Close(); err != nil {
-			return "", nil, err
-		}
-		return "deflate", buf.Bytes(), nil
-	case strings.Contains(accept, "zstd"):
-		zw, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
-		if err != nil {
-			return "", nil, err
-		}
-		defer zw.Close()
-		return "zstd", zw.EncodeAll(out, nil), nil
+func encodeHTTP(out []byte, params map[string][]string, accept string) (enc string, body []byte, err error) {
+	bw, enc := newBodyWriter(map[string][]string{
+		"enable_http_compression":     {"1"},
+		"http_zlib_compression_level": params["http_zlib_compression_level"],
+	}, accept)
+	if enc == "" {
+		return "", out, nil
 	}
-	return "", out, nil
+	var buf bytes.Buffer
+	bw.reset(&buf)
+	if bw.httpEnc == nil {
+		return "", out, nil
+	}
+	if _, err := bw.Write(out); err != nil {
+		return "", nil, err
+	}
+	if err := bw.Close(); err != nil {
+		return "", nil, err
+	}
+	return enc, buf.Bytes(), nil
 }
 
 // contentType mirrors the Content-Type ClickHouse sends per output format.

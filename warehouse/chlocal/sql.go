@@ -32,6 +32,8 @@ type statement struct {
 	HasData bool
 	// formatAt is the byte offset of the FORMAT keyword of a read, or -1.
 	formatAt int
+	// Select is set for SELECT/WITH reads, the ones chDB can stream.
+	Select bool
 }
 
 // token kinds of the lexer.
@@ -227,6 +229,7 @@ func parseStatement(text []byte) (statement, error) {
 	switch kw := l.word(first); {
 	case readKeywords[kw]:
 		st.Kind = kindRead
+		st.Select = kw == "SELECT" || kw == "WITH"
 	case kw == "INSERT":
 		st.Kind = kindInsert
 	case writeKeywords[kw]:
