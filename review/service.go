@@ -19,6 +19,33 @@
 // review/workflow. Detokenize needs a privileged reviewer, a reason, an
 // audit event on the AUDIT stream written first, and passes a per-reviewer
 // rate limit.
+//
+// # API
+//
+// Every request carries "Authorization: Bearer <token>"; refusals are 4xx
+// with {"error": {"code": "...", "message": "..."}} and change nothing.
+//
+//	GET  /v1/review/alerts?state=&rule=&severity=&assignee=&min_age=&tenant=&page=&per_page=
+//	GET  /v1/review/alerts/{id}
+//	GET  /v1/review/alerts/{id}/context                  the conversation around the flagged message
+//	POST /v1/review/alerts/{id}/claim|release             {}
+//	POST /v1/review/alerts/{id}/assign                    {"assignee"}            (admin)
+//	POST /v1/review/alerts/{id}/comments                  {"text"}
+//	POST /v1/review/alerts/{id}/close                     {"disposition","reason"}
+//	POST /v1/review/alerts/{id}/reopen                    {"reason"}
+//	POST /v1/review/alerts/{id}/detokenize                {"message_id","reason"} (privileged)
+//	POST /v1/review/bulk/close                            {"ids","disposition","reason"} (privileged, admin)
+//	GET  /v1/review/stats?tenant=
+//	GET  /v1/review/events                                server-sent events "alert"
+//
+// # Review events
+//
+// Each transition is published on [bus.StreamReview] under
+// [bus.ReviewSubject] as a [workflow.Event] (the columns of the warehouse
+// table review_events). The event is written into the alert record with
+// the state change, in one compare-and-set, and published after it; an
+// event left pending by a failed publish goes out before the alert's next
+// transition and from a sweeper, so history is complete and in order.
 package review
 
 import (
