@@ -66,6 +66,71 @@ type ctxVars struct {
 	Window            time.Duration    `cel:"window"`
 	ParticipantCounts map[string]int64 `cel:"participant_counts"`
 	RiskScore         float64          `cel:"risk_score"`
+
+	// messages is Messages as a CEL list of already wrapped objects, built
+	// once per Eval and shared by every rule (see fastFields).
+	messages ref.Val
+}
+
+// fastFields wraps the native-types provider: the planner then reads the
+// fields of msg and ctx with plain Go field access instead of reflection,
+// and ctx.messages yields the list built once per Eval instead of
+// re-wrapping each element on every access by every rule. Values not built
+// by this package (a struct literal in an expression) take the reflective
+// path.
+type fastFields struct{ types.Provider }
+
+func (p fastFields) FindStructFieldType(structType, field string) (*types.FieldType, bool) {
+	ft, ok := p.Provider.FindStructFieldType(structType, field)
+	if !ok || ft.GetFrom == nil {
+		return ft, ok
+	}
+	get := fastGetter(structType, field)
+	if get == nil {
+		return ft, ok
+	}
+	slow := ft.GetFrom
+	fast := *ft
+	fast.GetFrom = func(obj any) (any, error) {
+		if v, ok := get(obj); ok {
+			return v, nil
+		}
+		return slow(obj)
+	}
+	return &fast, true
+}
+
+func fastGetter(structType, field string) func(any) (any, bool) {
+	msgString := func(f func(*msgVars) string) func(any) (any, bool) {
+		return func(o any) (any, bool) {
+			m, ok := o.(*msgVars)
+			if !ok {
+				return nil, false
+			}
+			return types.String(f(m)), true
+		}
+	}
+	switch structType + "." + field {
+	case "rules.msgVars.text":
+		return msgString(func(m *msgVars) string { return m.Text })
+	case "rules.msgVars.role":
+		return msgString(func(m *msgVars) string { return m.Role })
+	case "rules.msgVars.channel":
+		return msgString(func(m *msgVars) string { return m.Channel })
+	case "rules.msgVars.sender":
+		return msgString(func(m *msgVars) string { return m.Sender })
+	case "rules.msgVars.tenant":
+		return msgString(func(m *msgVars) string { return m.Tenant })
+	case "rules.ctxVars.messages":
+		return func(o any) (any, bool) {
+			c, ok := o.(*ctxVars)
+			if !ok || c.messages == nil {
+				return nil, false
+			}
+			return c.messages, true
+		}
+	}
+	return nil
 }
 
 var (
@@ -183,6 +248,9 @@ func newEnv(c *textCache) (*cel.Env, error) {
 	str := func(v ref.Val) string { return string(v.(types.String)) }
 	return cel.NewEnv(
 		ext.NativeTypes(reflect.TypeFor[msgVars](), reflect.TypeFor[ctxVars](), ext.ParseStructTags(true)),
+		func(e *cel.Env) (*cel.Env, error) {
+			return cel.CustomTypeProvider(fastFields{e.CELTypeProvider()})(e)
+		},
 		ext.Strings(),
 		cel.Variable(varMsg, msgType),
 		cel.Variable(varCtx, ctxType),

@@ -680,9 +680,12 @@ func (st *evalState) ResolveName(name string) (any, bool) {
 			if st.c != nil {
 				cv.Window, cv.RiskScore = st.c.Window, st.c.RiskScore
 				cv.Messages = make([]msgVars, len(st.c.Messages))
+				elems := make([]ref.Val, len(st.c.Messages))
 				for i := range st.c.Messages {
 					cv.Messages[i] = toMsgVars(&st.c.Messages[i])
+					elems[i] = e.CELTypeAdapter().NativeToValue(&cv.Messages[i])
 				}
+				cv.messages = types.NewRefValList(e.CELTypeAdapter(), elems)
 				cv.ParticipantCounts = make(map[string]int64, len(st.c.ParticipantCounts))
 				for k, n := range st.c.ParticipantCounts {
 					cv.ParticipantCounts[k] = int64(n)
