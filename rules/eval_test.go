@@ -80,6 +80,8 @@ func TestFunctions(t *testing.T) {
 		{"ctx size", `size(ctx.messages) == 2 && ctx.window == duration("5m")`, "x", &rules.Context{Messages: game.Messages, Window: 5 * time.Minute}, nil, true},
 		{"ctx counters", `ctx.participant_counts["u1"] > 3 && ctx.risk_score > 0.5`, "x", &rules.Context{ParticipantCounts: map[string]int{"u1": 4}, RiskScore: 0.7}, nil, true},
 		{"msg fields", `msg.role == "advisor" && msg.channel == "sms" && msg.tenant == "acme" && msg.sender == "u1"`, "x", nil, nil, true},
+		{"ctx fields", `ctx.messages[1].text == "respawn at the last level" && ctx.messages.all(m, m.role == "")`, "x", game, nil, true},
+		{"struct literal takes the reflective path", `rules.msgVars{text: "kill"}.text == "kill"`, "x", nil, nil, true},
 		{"ext strings", `msg.text.lowerAscii().startsWith("hello")`, "HELLO there", nil, nil, true},
 	}
 	for _, tc := range tests {
