@@ -87,8 +87,21 @@ func benchIngest(b *testing.B, syncAlways bool) {
 			return nil
 		})
 	})
-	b.Run("http-batch", func(b *testing.B) {
-		e := newEnv(b, envOpts{syncAlways: syncAlways})
+	for _, atomic := range []bool{true, false} {
+		name := "http-batch"
+		if !atomic {
+			name = "http-batch-no-atomic"
+		}
+		b.Run(name, func(b *testing.B) {
+			benchHTTP(b, envOpts{syncAlways: syncAlways, busCfg: bus.Config{NoAtomicBatches: !atomic}})
+		})
+	}
+}
+
+// benchHTTP posts batches of benchBatch messages to /v1/messages/batch.
+func benchHTTP(b *testing.B, o envOpts) {
+	{
+		e := newEnv(b, o)
 		client := e.http.Client()
 		// A struct, not a map: the client's own encoding cost should not
 		// dominate the comparison.
@@ -131,7 +144,7 @@ func benchIngest(b *testing.B, syncAlways bool) {
 			}
 			return nil
 		})
-	})
+	}
 }
 
 // runBatches runs one batch per iteration and reports msgs/s and the
@@ -243,4 +256,76 @@ func memInUse() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse + ms.StackInuse
+}
+
+// BenchmarkIngestSingle compares the ack latency of one message at a time:
+// POST /v1/messages against a bare synchronous JetStream publish of the
+// same message (sync-interval store).
+func BenchmarkIngestSingle(b *testing.B) {
+	b.Run("bare-jetstream-sync", func(b *testing.B) {
+		e := newEnv(b, envOpts{})
+		js, err := jetstream.New(e.nats.Conn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := vigil.Message{Tenant: "acme", ConversationID: "c", Sender: vigil.Participant{ID: "u-1"},
+			Channel: "chat", Text: benchText, SentAt: time.Now().UTC(), ReceivedAt: time.Now().UTC()}
+		var seq int
+		runSingles(b, func() error {
+			seq++
+			m.ID = "bare-" + strconv.Itoa(seq)
+			data, err := json.Marshal(&m)
+			if err != nil {
+				return err
+			}
+			_, err = js.Publish(context.Background(), bus.MessageSubject(m.Tenant, m.ConversationID), data, jetstream.WithMsgID(m.ID))
+			return err
+		})
+	})
+	b.Run("http-single", func(b *testing.B) {
+		e := newEnv(b, envOpts{})
+		client := e.http.Client()
+		w := wireMsg("", "acme", "c", benchText)
+		var seq int
+		runSingles(b, func() error {
+			seq++
+			w["id"] = "http-" + strconv.Itoa(seq)
+			body, err := json.Marshal(w)
+			if err != nil {
+				return err
+			}
+			req, _ := http.NewRequest(http.MethodPost, e.http.URL+"/v1/messages", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+tokenAcme)
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			_, _ = io.Copy(io.Discard, resp.Body)
+			if resp.StatusCode != http.StatusAccepted {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
+		})
+	})
+}
+
+// runSingles reports msgs/s and p50/p99 ack latency in microseconds.
+func runSingles(b *testing.B, one func() error) {
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		t0 := time.Now()
+		if err := one(); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1000, "p50-ack-us")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1000, "p99-ack-us")
 }

@@ -11,9 +11,12 @@
 //
 // Backpressure is explicit: more than Config.MaxInFlight unacked messages
 // gives 429, a full stream or a publish timeout gives 503, both with
-// Retry-After. Nothing is ever acked that JetStream did not store, and a
-// refused request stores nothing (a batch that fails part-way may have
-// stored some messages; retrying it is safe because ids deduplicate).
+// Retry-After. Nothing is ever acked that JetStream did not store. An
+// invalid request stores nothing; a batch is published as one atomic
+// JetStream batch (all or nothing; one fsync under SyncAlways), except a
+// retried batch holding already stored ids, which is published message by
+// message — so after a 503 some of a batch may be stored, and retrying the
+// whole batch is safe because ids deduplicate.
 package ingest
 
 import (
