@@ -176,9 +176,11 @@ func (e *Evaluator) Drain(ctx context.Context) error {
 	return e.shutdown(ctx, false)
 }
 
-// Close stops at once: in-flight evaluations are cancelled and left
-// unacked (they are redelivered after the consumer's AckWait). It waits for
-// the goroutines to exit, or for ctx.
+// Close stops at once: in-flight evaluations and tier-2 work are cancelled
+// and their messages nak'd, so the next owner of the partitions gets them
+// first and in order (what was already published is deduplicated by id).
+// It waits for the goroutines to exit (at most about the fetch wait); ctx
+// only bounds the webhook flush.
 func (e *Evaluator) Close(ctx context.Context) error {
 	return e.shutdown(ctx, true)
 }

@@ -2,6 +2,7 @@ package evaluator_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/bus"
+	"github.com/vigilhq/vigil/bus/bustest"
 	"github.com/vigilhq/vigil/evaluator"
 )
 
@@ -263,5 +265,36 @@ func TestDrainFinishesInFlightWork(t *testing.T) {
 	}
 	if err := ev.Start(ctx); err == nil {
 		t.Error("Start after Drain succeeded, want ErrClosed")
+	}
+}
+
+func TestNewInvalid(t *testing.T) {
+	s := bustest.New(t)
+	b := s.Bus(t, bus.Config{Partitions: 2, Memory: true})
+	holder, err := evaluator.NewRules(loadRules(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		b     evaluator.Bus
+		rules *evaluator.Rules
+		opts  []evaluator.Option
+	}{
+		{name: "nil bus", rules: holder},
+		{name: "nil rules", b: b},
+		{name: "partition outside the bus", b: b, rules: holder, opts: []evaluator.Option{evaluator.WithPartitions(2)}},
+		{name: "empty window", b: b, rules: holder, opts: []evaluator.Option{evaluator.WithWindow(0, time.Minute)}},
+		{name: "zero lanes", b: b, rules: holder, opts: []evaluator.Option{evaluator.WithLanes(0)}},
+		{name: "zero fetch wait", b: b, rules: holder, opts: []evaluator.Option{evaluator.WithFetch(10, 0)}},
+		{name: "nil classifier", b: b, rules: holder, opts: []evaluator.Option{evaluator.WithClassifier(nil)}},
+		{name: "empty durable", b: b, rules: holder, opts: []evaluator.Option{evaluator.WithDurable("")}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := evaluator.New(tc.b, tc.rules, tc.opts...); !errors.Is(err, evaluator.ErrInvalidOption) {
+				t.Fatalf("New = %v, want ErrInvalidOption", err)
+			}
+		})
 	}
 }
