@@ -233,7 +233,7 @@ func (b *Bus) SinkConsumer(ctx context.Context, stream, durable string) (jetstre
 
 func isVigilStream(name string) bool {
 	switch name {
-	case StreamMessages, StreamVerdicts, StreamActions, StreamEvaluations, StreamAudit, StreamDeadLetter:
+	case StreamMessages, StreamVerdicts, StreamActions, StreamEvaluations, StreamAudit, StreamDeadLetter, StreamReview:
 		return true
 	}
 	return false

@@ -281,6 +281,7 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 			Replicas:    cfg.Replicas,
 			Duplicates:  cfg.DuplicateWindow,
 		},
+		ReviewStreamConfig(cfg),
 	}
 }
 
@@ -304,6 +305,7 @@ func KeyValueConfigs(cfg Config) []jetstream.KeyValueConfig {
 			Storage:     st,
 			Replicas:    cfg.Replicas,
 		},
+		AlertsKeyValueConfig(cfg),
 	}
 }
 

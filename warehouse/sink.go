@@ -45,7 +45,7 @@ type SinkConfig struct {
 	// messages. Default "sink".
 	Durable string
 	// Streams selects the streams to project. Default: MESSAGES, VERDICTS,
-	// EVALUATIONS, AUDIT.
+	// EVALUATIONS, AUDIT, REVIEW.
 	Streams []string
 	Logger  *slog.Logger
 	Metrics *SinkMetrics
@@ -93,7 +93,7 @@ func NewSink(b *bus.Bus, conn driver.Conn, cfg SinkConfig) (*Sink, error) {
 		cfg.Durable = "sink"
 	}
 	if len(cfg.Streams) == 0 {
-		cfg.Streams = []string{bus.StreamMessages, bus.StreamVerdicts, bus.StreamEvaluations, bus.StreamAudit}
+		cfg.Streams = []string{bus.StreamMessages, bus.StreamVerdicts, bus.StreamEvaluations, bus.StreamAudit, bus.StreamReview}
 	}
 	for _, s := range cfg.Streams {
 		if _, ok := tableFor[s]; !ok {
@@ -301,6 +301,8 @@ func decodeBatch(stream string, msgs []jetstream.Msg) (decodedBatch, []badRecord
 			rec = new(vigil.Evaluation)
 		case bus.StreamAudit:
 			rec = new(vigil.AuditEvent)
+		case bus.StreamReview:
+			rec = new(ReviewEvent)
 		}
 		if err := json.Unmarshal(m.Data(), rec); err != nil {
 			bad = append(bad, badRecord{msg: m, seq: md.Sequence.Stream, reason: "decode: " + err.Error()})
@@ -319,6 +321,22 @@ var tableFor = map[string]string{
 	bus.StreamVerdicts:    "verdicts",
 	bus.StreamEvaluations: "evaluations",
 	bus.StreamAudit:       "audit_log",
+	bus.StreamReview:      "review_events",
+}
+
+// ReviewEvent is one review transition as the review package publishes it
+// on the REVIEW stream (the JSON shape of its workflow.Event). warehouse
+// decodes it itself: the import graph forbids importing review here.
+type ReviewEvent struct {
+	ID          string    `json:"id"`
+	AlertID     string    `json:"alert_id"`
+	Tenant      string    `json:"tenant"`
+	Reviewer    string    `json:"reviewer"`
+	At          time.Time `json:"at"`
+	FromState   string    `json:"from_state"`
+	ToState     string    `json:"to_state"`
+	Disposition string    `json:"disposition"`
+	Reason      string    `json:"reason"`
 }
 
 // dedupToken names a batch by its stream and sequence range. A retry of the
@@ -366,7 +384,8 @@ var insertColumns = map[string]string{
 		"tier, tags, spans, reason, message_sent_at, evaluated_at, latency_seconds, stream_seq",
 	"evaluations": "message_id, tenant, conversation_id, ruleset_version, tiers, rules_evaluated, verdicts, " +
 		"duration_seconds, evaluated_at, message_seq, stream_seq",
-	"audit_log": "id, tenant, actor, action, target, reason, at, details, stream_seq",
+	"audit_log":     "id, tenant, actor, action, target, reason, at, details, stream_seq",
+	"review_events": "id, alert_id, tenant, reviewer, at, from_state, to_state, disposition, reason, stream_seq",
 }
 
 func rowValues(rec any, seq uint64) []any {
@@ -397,6 +416,8 @@ func rowValues(rec any, seq uint64) []any {
 			uint32(r.Verdicts), r.DurationSeconds, r.EvaluatedAt.UTC(), r.StreamSequence, seq}
 	case *vigil.AuditEvent:
 		return []any{r.ID, r.Tenant, r.Actor, r.Action, r.Target, r.Reason, r.At.UTC(), nonNilMap(r.Details), seq}
+	case *ReviewEvent:
+		return []any{r.ID, r.AlertID, r.Tenant, r.Reviewer, r.At.UTC(), r.FromState, r.ToState, r.Disposition, r.Reason, seq}
 	}
 	panic(fmt.Sprintf("warehouse: no row mapping for %T", rec))
 }

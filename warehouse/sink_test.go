@@ -2,6 +2,7 @@ package warehouse_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -103,6 +104,15 @@ func TestSinkProjectsStreams(t *testing.T) {
 	waitCount(t, db, "messages", 3000, 30*time.Second)
 	waitCount(t, db, "verdicts", 1000, 30*time.Second)
 	waitCount(t, db, "evaluations", 3000, 30*time.Second)
+
+	// Review transitions published by the review package land too.
+	ev := warehouse.ReviewEvent{ID: "ev-1", AlertID: "a-1", Tenant: "acme", Reviewer: "rita",
+		At: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), FromState: "open", ToState: "claimed"}
+	body, _ := json.Marshal(ev)
+	if _, err := b.JetStream().Publish(context.Background(), bus.ReviewSubject("acme", "a-1"), body); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, db, "review_events", 1, 30*time.Second)
 
 	// Types survive the trip: the archive holds what the stream held.
 	var text, role string
