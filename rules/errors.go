@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// ErrRulesetRejected is returned by [Load], [LoadFS], [LoadFiles] and
+// ErrRulesetRejected is returned by [Load], [LoadDir], [LoadFiles] and
 // [Compile] when any rule file fails to parse or compile, and by the Load
 // functions when an inline test fails. Nothing of such a ruleset is usable:
 // a caller reloading rules keeps its previous [Set]. The error also wraps

@@ -15,7 +15,7 @@ const (
 	DefaultInterruptCheckFrequency = 100
 )
 
-// Option configures [Load], [LoadFS], [LoadFiles] and [Compile].
+// Option configures [Load], [LoadDir], [LoadFiles] and [Compile].
 type Option func(*options) error
 
 type options struct {

@@ -112,7 +112,8 @@ type Match struct {
 	Spans []vigil.Span
 }
 
-// Set is a compiled, tested ruleset. It is safe for concurrent use.
+// Set is a compiled ruleset ([LoadFiles] also ran its inline tests). It is
+// immutable and safe for concurrent use.
 type Set struct {
 	version string
 	files   []string
@@ -146,19 +147,20 @@ func env() (*cel.Env, error) {
 	return sharedEnv, envErr
 }
 
-// Version is the ruleset's content hash: 8 hex digits over every file's
-// name and bytes. Verdicts carry it.
+// Version is the ruleset's content hash ([Version] of its files): 8 hex
+// digits over every file's base name and bytes. Verdicts carry it.
 func (s *Set) Version() string { return s.version }
 
-// Rules returns the rules in file order, then position.
+// Rules returns the rules ordered by file name, then position in the file.
 func (s *Set) Rules() []*Rule { return s.rules }
 
 // Files returns the names of the files the Set was compiled from, sorted.
 func (s *Set) Files() []string { return s.files }
 
 // Lint returns findings that do not reject the ruleset: a rule without
-// tests, without a description or tags, or without any prefilter (it then
-// runs on every message).
+// tests, without a description or tags, without any prefilter (it then
+// runs on every message), or whose expression can be true for messages its
+// keyword prefilter never admits.
 func (s *Set) Lint() CompileErrors { return s.lint }
 
 // Rule returns the rule with id, or nil.
