@@ -159,7 +159,8 @@ func (e *env) verdict(m *vigil.Message, rule string, sev vigil.Severity, action 
 // waitAlerts polls the queue (state all) of tok until want alerts match.
 func (e *env) waitAlerts(tok string, query string, want int) *workflow.Page {
 	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	// Big queues take longer on a loaded machine: allow 2ms per alert.
+	deadline := time.Now().Add(10*time.Second + time.Duration(want)*2*time.Millisecond)
 	for {
 		var pg workflow.Page
 		status := e.api(tok, "GET", "/v1/review/alerts?state=all&"+query, nil, &pg)
