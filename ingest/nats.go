@@ -37,17 +37,22 @@ func (s *Server) ServeNATS(ctx context.Context) error {
 		_ = sub.Unsubscribe()
 		return fmt.Errorf("serve nats: %w", err)
 	}
-	s.natsSub = sub
+	s.natsSub, s.natsCh = sub, ch
 	for range s.cfg.NATSWorkers {
 		s.wg.Add(1)
-		go func() { // stopped by Close (s.ctx)
+		s.natsWG.Add(1)
+		go func() { // stopped by Close: ch closed after draining, or s.ctx on abort
 			defer s.wg.Done()
+			defer s.natsWG.Done()
 			for {
 				select {
+				case m, ok := <-ch:
+					if !ok {
+						return
+					}
+					s.serveNATSMsg(m)
 				case <-s.ctx.Done():
 					return
-				case m := <-ch:
-					s.serveNATSMsg(m)
 				}
 			}
 		}()

@@ -98,6 +98,8 @@ type Server struct {
 
 	natsMu  sync.Mutex
 	natsSub *nats.Subscription
+	natsCh  chan *nats.Msg
+	natsWG  sync.WaitGroup // NATS workers, also counted in wg
 }
 
 // Option configures [New].
@@ -207,11 +209,14 @@ func New(b *bus.Bus, tok Tokenizer, cfg Config, opts ...Option) (*Server, error)
 func (s *Server) Close(ctx context.Context) error {
 	s.closed.Store(true)
 	s.natsMu.Lock()
-	sub := s.natsSub
-	s.natsSub = nil
+	sub, ch := s.natsSub, s.natsCh
+	s.natsSub, s.natsCh = nil, nil
 	s.natsMu.Unlock()
 	if sub != nil {
-		// Drain lets queued requests finish before the workers stop.
+		// Drain stops new requests from arriving while the workers answer
+		// the ones already queued; once the subscription is gone nothing
+		// writes to ch any more, and closing it lets the workers finish
+		// the queue and exit.
 		_ = sub.Drain()
 		for sub.IsValid() {
 			select {
@@ -220,6 +225,18 @@ func (s *Server) Close(ctx context.Context) error {
 				return fmt.Errorf("close ingest: %w", ctx.Err())
 			case <-time.After(10 * time.Millisecond):
 			}
+		}
+		close(ch)
+		done := make(chan struct{})
+		go func() { // ends when the workers have answered the queue
+			s.natsWG.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.cancel()
+			return fmt.Errorf("close ingest: %w", ctx.Err())
 		}
 	}
 	s.cancel()
