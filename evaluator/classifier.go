@@ -90,7 +90,8 @@ type ClassifierConfig struct {
 	// BreakerCooldown is how long the breaker stays open. Default
 	// DefaultBreakerCooldown.
 	BreakerCooldown time.Duration
-	// CacheSize bounds the result cache (keyed by rule and text hash).
+	// CacheSize bounds the result cache, keyed by a hash of rule, prompt,
+	// labels, text and the context messages sent with it.
 	// Default DefaultClassifierCacheSize.
 	CacheSize int
 	// MinConfidence is the confidence a label needs to become a verdict.
@@ -212,8 +213,8 @@ func NewClassifier(cfg ClassifierConfig, metrics *Metrics) (*Classifier, error) 
 // MinConfidence is the confidence a label needs to become a verdict.
 func (c *Classifier) MinConfidence() float64 { return c.cfg.MinConfidence }
 
-// Classify asks the classifier about req. A cached answer for the same rule
-// and text is returned without a call. Otherwise it returns
+// Classify asks the classifier about req. A cached answer for the same rule,
+// text and context is returned without a call. Otherwise it returns
 // ErrCircuitOpen while the breaker is open, ErrBudgetExhausted when the
 // tenant's budget is used up (neither waits), ErrClassifier for unusable
 // answers, and the context's error when ctx ends. Transient failures (5xx,
@@ -381,10 +382,7 @@ func (c *Classifier) encode(req ClassifyRequest) (body []byte, url string, err e
 		strings.Join(quoteAll(labels), ", ") + " (\"none\" when no label applies), " +
 		"\"confidence\" is a number from 0 to 1, \"reason\" is one short sentence."
 	var user strings.Builder
-	if ctxMsgs := req.Context; len(ctxMsgs) > 0 {
-		if len(ctxMsgs) > maxContextMessages {
-			ctxMsgs = ctxMsgs[len(ctxMsgs)-maxContextMessages:]
-		}
+	if ctxMsgs := promptContext(req.Context); len(ctxMsgs) > 0 {
 		user.WriteString("Recent conversation, oldest first:\n")
 		for _, m := range ctxMsgs {
 			user.WriteString("- ")
@@ -493,13 +491,31 @@ func (c *Classifier) breakerDone(ok bool) {
 	}
 }
 
+// cacheKey hashes everything that reaches the prompt: rule, prompt, labels,
+// text and the context messages sent with it. The context must be part of
+// the key: the same words are a threat in one conversation and banter in
+// another.
 func cacheKey(req ClassifyRequest) string {
 	h := sha256.New()
-	for _, s := range append([]string{req.RuleID, req.Prompt, req.Text}, req.Labels...) {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
+	write := func(ss ...string) {
+		for _, s := range ss {
+			h.Write([]byte(s))
+			h.Write([]byte{0})
+		}
+		h.Write([]byte{1})
 	}
+	write(req.RuleID, req.Prompt, req.Text)
+	write(req.Labels...)
+	write(promptContext(req.Context)...)
 	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// promptContext is the part of the context that goes into a prompt.
+func promptContext(msgs []string) []string {
+	if len(msgs) > maxContextMessages {
+		return msgs[len(msgs)-maxContextMessages:]
+	}
+	return msgs
 }
 
 func quoteAll(ss []string) []string {

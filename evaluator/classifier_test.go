@@ -347,3 +347,29 @@ func TestNewClassifierInvalid(t *testing.T) {
 		})
 	}
 }
+
+// TestClassifierCacheKeepsContextApart asks about the same words after
+// different conversations: the cached answer of one must not answer the
+// other.
+func TestClassifierCacheKeepsContextApart(t *testing.T) {
+	llm := newFakeLLM(t)
+	c, err := evaluator.NewClassifier(evaluator.ClassifierConfig{URL: llm.URL, Model: "m"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		ctx        []string
+		wantLabel  string
+		wantCached bool
+	}{
+		{[]string{"gg, the game was close"}, evaluator.LabelNone, false},
+		{[]string{"you ruined my life"}, "threat", false},
+		{[]string{"gg, the game was close"}, evaluator.LabelNone, true},
+	}
+	for i, tc := range tests {
+		got, err := c.Classify(context.Background(), threatReq("I'm going to kill you", tc.ctx...))
+		if err != nil || got.Label != tc.wantLabel || got.Cached != tc.wantCached {
+			t.Errorf("call %d = %+v, %v; want label %s cached %v", i, got, err, tc.wantLabel, tc.wantCached)
+		}
+	}
+}
