@@ -34,3 +34,19 @@ func TestPacks(t *testing.T) {
 		})
 	}
 }
+
+// TestEmbeddedPacks: the packs compiled into the binary are the ones on
+// disk and load cleanly.
+func TestEmbeddedPacks(t *testing.T) {
+	s, err := rules.Load(rules.Packs())
+	if err != nil {
+		t.Fatalf("Load(Packs()) = %v", err)
+	}
+	disk, err := rules.Load(os.DirFS("packs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Version() != disk.Version() || len(s.Rules()) != len(disk.Rules()) || len(s.Rules()) == 0 {
+		t.Errorf("embedded packs: version %s, %d rules; on disk: version %s, %d rules", s.Version(), len(s.Rules()), disk.Version(), len(disk.Rules()))
+	}
+}
