@@ -154,3 +154,57 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// TestPrefilterIndexEquivalence: on rules whose keywords cover their
+// expression, evaluating through the keyword index gives exactly the
+// matches of evaluating every rule.
+func TestPrefilterIndexEquivalence(t *testing.T) {
+	indexed, err := rules.Compile(generatedRules(200, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := indexed.Lint(); strings.Contains(l.Error(), "prefilter hides") {
+		t.Fatalf("generated rules are not covered by their keywords: %v", l)
+	}
+	all, err := rules.Compile(generatedRules(200, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	ctx := context.Background()
+	hits := 0
+	for i := 0; i < 300; i++ {
+		var words []string
+		for j := 0; j < 8; j++ {
+			switch r.IntN(4) {
+			case 0:
+				words = append(words, fmt.Sprintf("zq%dterm", r.IntN(1000)))
+			case 1:
+				words = append(words, fmt.Sprintf("xv%d", r.IntN(200)), "deal")
+			default:
+				words = append(words, "filler")
+			}
+		}
+		m := &vigil.Message{Text: strings.Join(words, " ")}
+		c := &rules.Context{Messages: []vigil.Message{{Text: fmt.Sprintf("zz%d", r.IntN(200))}}}
+		a, err1 := indexed.Eval(ctx, m, c)
+		b, err2 := all.Eval(ctx, m, c)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		ids := func(ms []rules.Match) string {
+			var s []string
+			for _, m := range ms {
+				s = append(s, m.Rule.ID)
+			}
+			return strings.Join(s, ",")
+		}
+		if ids(a) != ids(b) {
+			t.Fatalf("message %q: indexed matches [%s], all rules [%s]", m.Text, ids(a), ids(b))
+		}
+		hits += len(a)
+	}
+	if hits < 60 {
+		t.Errorf("only %d matches over 300 messages: the test exercises too little", hits)
+	}
+}
