@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -238,15 +239,17 @@ func BenchmarkInsertInterleaved(b *testing.B) {
 		rows[i] = narrowRowAt(i)
 	}
 	var direct, viaHTTP, send []time.Duration
+	var directCPU, httpCPU, sendCPU []time.Duration
 	runDirect := func() {
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime(b)
 		if _, err := testEngine.InsertNative(ctx, "INSERT INTO "+db+".narrow", body); err != nil {
 			b.Fatal(err)
 		}
 		direct = append(direct, time.Since(start))
+		directCPU = append(directCPU, cpuTime(b)-cpu)
 	}
 	runHTTP := func() {
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime(b)
 		resp, err := client.Post(u, "application/octet-stream", bytes.NewReader(body))
 		if err != nil {
 			b.Fatal(err)
@@ -256,6 +259,7 @@ func BenchmarkInsertInterleaved(b *testing.B) {
 			b.Fatalf("status %d", resp.StatusCode)
 		}
 		viaHTTP = append(viaHTTP, time.Since(start))
+		httpCPU = append(httpCPU, cpuTime(b)-cpu)
 	}
 	runSend := func() {
 		b.StopTimer()
@@ -269,11 +273,12 @@ func BenchmarkInsertInterleaved(b *testing.B) {
 			}
 		}
 		b.StartTimer()
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime(b)
 		if err := batch.Send(); err != nil {
 			b.Fatal(err)
 		}
 		send = append(send, time.Since(start))
+		sendCPU = append(sendCPU, cpuTime(b)-cpu)
 	}
 	paths := []func(){runDirect, runHTTP, runSend}
 	i := 0
@@ -291,6 +296,21 @@ func BenchmarkInsertInterleaved(b *testing.B) {
 	b.ReportMetric(rate(send), "send-rows/s")
 	b.ReportMetric(rate(viaHTTP)/rate(direct), "http/direct")
 	b.ReportMetric(rate(send)/rate(direct), "send/direct")
+	// CPU time of the whole process per batch (client, HTTP server and chDB
+	// threads) is far less sensitive to other load than wall time.
+	ms := func(d []time.Duration) float64 { return float64(median(d).Microseconds()) / 1000 }
+	b.ReportMetric(ms(directCPU), "direct-cpu-ms")
+	b.ReportMetric(ms(httpCPU), "http-cpu-ms")
+	b.ReportMetric(ms(sendCPU), "send-cpu-ms")
+}
+
+// cpuTime returns the user+system CPU time of the process so far.
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func median(d []time.Duration) time.Duration {
