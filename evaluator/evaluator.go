@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/bus"
@@ -318,7 +319,7 @@ func (e *Evaluator) runLane(log *slog.Logger, ch <-chan jetstream.Msg) {
 				break
 			}
 			if e.ctx.Err() == nil {
-				log.Error("message could not be evaluated or dead-lettered, retrying", "err", err)
+				log.Error("message evaluation failed, retrying in place", "err", err)
 			}
 			_ = msg.InProgress()
 			if !e.sleep(backoff) {
@@ -358,9 +359,10 @@ func isFetchTimeout(err error) bool {
 }
 
 // handle evaluates one message, retrying in place, and dead-letters it
-// when it keeps failing. It returns an error only when the message could be
-// neither evaluated nor dead-lettered (the bus is unavailable): the caller
-// hands it back for redelivery.
+// when it keeps failing for a reason of its own (undecodable, invalid ids,
+// a rule panicking or running out of time). It returns an error when the
+// failure is the bus's (see transient) or the dead letter itself failed:
+// the lane then retries the message in place.
 func (e *Evaluator) handle(msg jetstream.Msg) error {
 	md, err := msg.Metadata()
 	if err != nil {
@@ -390,7 +392,32 @@ func (e *Evaluator) handle(msg jetstream.Msg) error {
 			return lastErr
 		}
 	}
+	if transient(lastErr) {
+		// The bus, not the message, is the problem: keep the message's
+		// place in its conversation and let the lane retry it.
+		return lastErr
+	}
 	return e.deadLetter(msg, seq, reasonOf(lastErr), lastErr)
+}
+
+// transient reports whether err is a failure of the infrastructure (NATS
+// unavailable, slow or full, a window CAS lost repeatedly) rather than of
+// the message: such messages are retried in place, never dead-lettered.
+func transient(err error) bool {
+	switch {
+	case errors.Is(err, bus.ErrUnavailable), errors.Is(err, bus.ErrPublishTimeout),
+		errors.Is(err, bus.ErrStreamFull), errors.Is(err, bus.ErrBusy),
+		errors.Is(err, ErrWindowConflict), errors.Is(err, nats.ErrTimeout),
+		errors.Is(err, nats.ErrNoResponders), errors.Is(err, nats.ErrConnectionClosed),
+		errors.Is(err, nats.ErrDisconnected), errors.Is(err, jetstream.ErrNoStreamResponse):
+		return true
+	case errors.Is(err, context.DeadlineExceeded):
+		// Out of time while talking to NATS is the bus; out of time in the
+		// rules is the message.
+		var se *stageError
+		return errors.As(err, &se) && (se.reason == ReasonWindow || se.reason == ReasonPublish)
+	}
+	return false
 }
 
 // deadLetter records the message in the dead-letter stream and terminates
@@ -426,12 +453,12 @@ func stage(reason string, err error) error {
 }
 
 func reasonOf(err error) string {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return ReasonTimeout
-	}
 	var se *stageError
 	if errors.As(err, &se) {
 		return se.reason
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return ReasonTimeout
 	}
 	return ReasonOther
 }
@@ -457,7 +484,7 @@ func (e *Evaluator) evaluate(msg jetstream.Msg, m *vigil.Message, seq uint64) (e
 	e.m.RuleEvaluations.WithLabelValues("*", "1").Inc()
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("evaluate message %s: %w", m.ID, ctx.Err())
+			return stage(ReasonTimeout, fmt.Errorf("evaluate message %s: %w", m.ID, ctx.Err()))
 		}
 		e.ruleErrors(m, err)
 	}
