@@ -198,3 +198,24 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestReloadForgetsRemovedRulesSeries(t *testing.T) {
+	m := evaluator.NewMetrics(nil)
+	holder, err := evaluator.NewRules(loadRules(t), evaluator.WithRulesMetrics(m), evaluator.WithRulesLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Verdicts.WithLabelValues("threat.violence", "retract").Inc()
+	m.Verdicts.WithLabelValues("finance.guarantee", "escalate").Inc()
+	files := readTestRules(t)
+	delete(files, "threats.yaml")
+	if err := holder.Reload(files); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.CollectAndCount(m.Verdicts); got != 1 {
+		t.Errorf("%d verdict series after threat.violence left the set, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.Verdicts.WithLabelValues("finance.guarantee", "escalate")); got != 1 {
+		t.Errorf("kept rule's series = %v, want 1", got)
+	}
+}
