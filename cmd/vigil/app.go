@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vigilhq/vigil/bus"
+	"github.com/vigilhq/vigil/pii"
 	"github.com/vigilhq/vigil/warehouse"
 )
 
@@ -32,9 +33,10 @@ type app struct {
 	reg    *prometheus.Registry
 	mux    *http.ServeMux
 
-	nc  *nats.Conn
-	bus *bus.Bus
-	ch  driver.Conn
+	nc    *nats.Conn
+	bus   *bus.Bus
+	ch    driver.Conn
+	vault *pii.Vault
 
 	httpSrv *http.Server
 	httpErr chan error

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/vigilhq/vigil/review/workflow"
 )
 
 // envPrefix prefixes every environment variable that mirrors a flag:
@@ -29,6 +31,8 @@ func yamlKey(flagName string) string {
 type fileConfig struct {
 	// Tokens maps bearer tokens to the tenant they may write.
 	Tokens map[string]string
+	// Reviewers maps console/API bearer tokens to reviewer principals.
+	Reviewers map[string]workflow.Principal
 	// Set lists the flag names the file provided, for diagnostics.
 	Set []string
 }
@@ -94,6 +98,26 @@ func applyConfig(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) (*file
 					continue
 				}
 				fc.Tokens[tok] = s
+			}
+			continue
+		}
+		if k == "reviewers" {
+			m, ok := v.(map[string]any)
+			if !ok {
+				errs = append(errs, fmt.Errorf("config file %s: reviewers: want a map of token to {name, tenant, role}", path))
+				continue
+			}
+			fc.Reviewers = map[string]workflow.Principal{}
+			for tok, pv := range m {
+				pm, _ := pv.(map[string]any)
+				name, _ := pm["name"].(string)
+				tenant, _ := pm["tenant"].(string)
+				role, _ := pm["role"].(string)
+				if name == "" || tenant == "" || !workflow.Role(role).Valid() {
+					errs = append(errs, fmt.Errorf("config file %s: reviewers: every entry needs name, tenant and role (reviewer, privileged or admin)", path))
+					continue
+				}
+				fc.Reviewers[tok] = workflow.Principal{Name: name, Tenant: tenant, Role: workflow.Role(role)}
 			}
 			continue
 		}

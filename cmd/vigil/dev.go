@@ -14,6 +14,10 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/bus"
+	"github.com/vigilhq/vigil/ingest"
+	"github.com/vigilhq/vigil/review"
+	"github.com/vigilhq/vigil/review/workflow"
+	"github.com/vigilhq/vigil/rules"
 	"github.com/vigilhq/vigil/warehouse"
 	"github.com/vigilhq/vigil/warehouse/chlocal"
 )
@@ -59,6 +63,7 @@ type devFlags struct {
 	chdbLib        string
 	syncInterval   string
 	logLevel       string
+	rules          string
 }
 
 func (f *devFlags) register(fs *flag.FlagSet) {
@@ -70,6 +75,7 @@ func (f *devFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.chdbLib, "chdb-lib", "", "Path to libchdb.so. Default: $VIGIL_CHDB_LIB or the `make deps` cache ("+chlocal.DefaultLibPath()+").")
 	fs.StringVar(&f.syncInterval, "sync-interval", "always", "JetStream fsync policy: 'always' (every write, compliance grade) or a duration such as 2m (faster; a power loss can lose acked messages).")
 	fs.StringVar(&f.logLevel, "log-level", "info", "Log level: debug, info, warn, error.")
+	fs.StringVar(&f.rules, "rules", "", "Directory of rule files (reloaded on change). Default: the finance and healthcare packs built into the binary.")
 }
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -149,6 +155,30 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err, "")
 	}
 
+	keys, err := devKeys(f.data)
+	if err != nil {
+		return fail(stderr, err, "")
+	}
+	console, err := devConsoleToken(f.data)
+	if err != nil {
+		return fail(stderr, err, "")
+	}
+	err = a.startPipeline(ctx, pipelineConfig{
+		keys:     keys,
+		rulesDir: f.rules,
+		ingest:   ingest.Config{Insecure: true},
+		review: review.Config{Tokens: map[string]workflow.Principal{
+			console: {Name: "dev-admin", Tenant: workflow.AllTenants, Role: workflow.RoleAdmin},
+		}},
+	})
+	if err != nil {
+		hint := ""
+		if errors.Is(err, rules.ErrRulesetRejected) {
+			hint = "vigil rules test " + f.rules
+		}
+		return fail(stderr, err, hint)
+	}
+
 	ln, err := net.Listen("tcp", f.http)
 	if err != nil {
 		return fail(stderr, fmt.Errorf("listen on %s: %w", f.http, err), "pass another --http address")
@@ -162,7 +192,16 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"clickhouse_http", "http://"+chSrv.Addr(),
 		"data", f.data,
 		"clickhouse_version", engine.Version())
-	fmt.Fprintf(stderr, "\nVigil is up.\n  curl %s/readyz\n  curl 'http://%s/?query=SELECT+version()'\n\n", httpURL(ln.Addr()), chSrv.Addr())
+	base := httpURL(ln.Addr())
+	fmt.Fprintf(stderr, `
+Vigil is up.
+  readiness     curl %[1]s/readyz
+  send          curl -XPOST %[1]s/v1/messages -d '{"tenant":"acme","conversation_id":"c1","sender":{"id":"u1","role":"advisor"},"sent_at":"%[4]s","text":"text me on whatsapp, guaranteed returns"}'
+  verdicts      curl 'http://%[2]s/?query=SELECT+rule_id,action,count()+FROM+vigil.verdicts+GROUP+BY+ALL'
+  reports       vigil report --list
+  console       %[1]s/console  (token: %[3]s)
+
+`, base, chSrv.Addr(), console, time.Now().UTC().Format(time.RFC3339))
 
 	<-ctx.Done()
 	logger.Info("draining", "grace", DefaultShutdownGrace)

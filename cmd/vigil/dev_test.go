@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/vigilhq/vigil/warehouse/warehousetest"
 )
 
 // TestMain re-executes the test binary as `vigil` when VIGIL_TEST_MAIN is
@@ -29,7 +31,7 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
-	os.Exit(m.Run())
+	os.Exit(warehousetest.Main(m))
 }
 
 // vigilProc is a `vigil` child process with its stderr captured.
@@ -180,6 +182,53 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Fatalf("round trip through embedded NATS: %v", err)
 	}
 	nc.Close()
+
+	// The whole flow: ingest → tokenize → MESSAGES → evaluator (built-in
+	// packs) → VERDICTS → sink → ClickHouse, with no raw PII in the archive.
+	msg := `{"tenant":"acme","conversation_id":"c-1","sent_at":"2026-12-04T10:00:00Z",` +
+		`"sender":{"id":"u-1","display_name":"Ann Lee","role":"advisor"},` +
+		`"text":"Ann here, text me on WhatsApp at ann.lee@example.com, this fund has guaranteed returns"}`
+	resp, err = http.Post("http://"+httpAddr+"/v1/messages", "application/json", strings.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /v1/messages = %d %s, want 202", resp.StatusCode, body)
+	}
+	query := func(q string) string {
+		t.Helper()
+		resp, err := http.Get(chURL + "/?query=" + url.QueryEscape(q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", q, resp.StatusCode, b)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for query("SELECT count() FROM vigil.verdicts FINAL WHERE rule_id = 'finance.promissory.guarantee'") != "1" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no promissory verdict in ClickHouse after 30s:\n%s", p.output())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := query("SELECT count() FROM vigil.evaluations FINAL"); got != "1" {
+		t.Errorf("evaluations = %s, want 1", got)
+	}
+	archived := query("SELECT text, sender_name FROM vigil.messages FINAL")
+	for _, raw := range []string{"ann.lee@example.com", "Ann Lee"} {
+		if strings.Contains(archived, raw) {
+			t.Errorf("archive holds raw PII %q: %s", raw, archived)
+		}
+	}
+	if !strings.Contains(archived, "⟦EMAIL:") {
+		t.Errorf("archive text %q lacks an email token", archived)
+	}
 
 	// metrics are exposed.
 	resp, err = http.Get("http://" + httpAddr + "/metrics")

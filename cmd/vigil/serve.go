@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 
 	"github.com/vigilhq/vigil/bus"
+	"github.com/vigilhq/vigil/ingest"
+	"github.com/vigilhq/vigil/pii"
+	"github.com/vigilhq/vigil/review"
 	"github.com/vigilhq/vigil/warehouse"
 )
 
@@ -57,6 +61,10 @@ type serveFlags struct {
 	tokens      string
 	insecure    bool
 	logLevel    string
+	rules       string
+	piiKeys     string
+	retention   bool
+	strict      bool
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -77,6 +85,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.tokens, "tokens", "", "Bearer tokens as token=tenant,… (prefer VIGIL_TOKENS or the config file).")
 	fs.BoolVar(&f.insecure, "insecure", false, "Allow starting without tokens: any client may write any tenant. Never in production.")
 	fs.StringVar(&f.logLevel, "log-level", "info", "Log level: debug, info, warn, error.")
+	fs.StringVar(&f.rules, "rules", "", "Directory of rule files (reloaded on change). Default: the finance and healthcare packs built into the binary.")
+	fs.StringVar(&f.piiKeys, "pii-keys", "", "JSON file of PII vault keys per tenant ({\"tenants\": {…}, \"default\": {\"kek\": …, \"token_key\": …}}). Default: VIGIL_PII_KEK and VIGIL_PII_TOKEN_KEY.")
+	fs.BoolVar(&f.retention, "retention-schedule", true, "Run the retention job daily inside this process.")
+	fs.BoolVar(&f.strict, "strict", false, "Reject unknown JSON fields in ingested messages.")
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
@@ -103,6 +115,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "Error: no ingest tokens configured\nTry: set VIGIL_TOKENS=\"<token>=<tenant>\" (or tokens: in --config), or pass --insecure for a test deployment\n")
 		return exitUsage
 	}
+	var keys pii.KeyProvider
+	if f.piiKeys != "" {
+		keys, err = pii.LoadStaticKeysFile(f.piiKeys)
+	} else {
+		keys, err = pii.StaticKeysFromEnv(os.Getenv)
+	}
+	if err != nil {
+		return fail(stderr, fmt.Errorf("PII vault keys: %w", err),
+			"pass --pii-keys FILE or set VIGIL_PII_KEK and VIGIL_PII_TOKEN_KEY (base64, 32 bytes each, different)")
+	}
 	reportFDLimit(logger)
 
 	a := newApp(logger)
@@ -118,6 +140,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			hint = "check --clickhouse (host, port, user, password)"
 		}
 		return fail(stderr, err, hint)
+	}
+	err = a.startPipeline(ctx, pipelineConfig{
+		keys:      keys,
+		rulesDir:  f.rules,
+		ingest:    ingest.Config{Tokens: tokens, Insecure: len(tokens) == 0, Strict: f.strict},
+		review:    review.Config{Tokens: fc.Reviewers},
+		retention: f.retention,
+	})
+	if err != nil {
+		return fail(stderr, err, "")
 	}
 	ln, err := net.Listen("tcp", f.http)
 	if err != nil {
