@@ -55,38 +55,61 @@ type storedEntry struct {
 	PII     map[string]int `json:"p,omitempty"`
 }
 
-// MarshalJSON encodes e compactly.
-func (e WindowEntry) MarshalJSON() ([]byte, error) {
+func toStored(e WindowEntry) storedEntry {
 	m := &e.Message
-	return json.Marshal(storedEntry{
+	return storedEntry{
 		Seq: e.Seq, ID: m.ID, Sender: m.Sender.ID, Name: m.Sender.DisplayName, Role: m.Sender.Role,
 		Channel: m.Channel, Text: m.Text, SentAt: m.SentAt.UnixNano(), PII: m.PII,
-	})
+	}
 }
 
-// UnmarshalJSON decodes what MarshalJSON wrote; Tenant and ConversationID
-// stay empty.
-func (e *WindowEntry) UnmarshalJSON(b []byte) error {
-	var s storedEntry
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	*e = WindowEntry{Seq: s.Seq, Message: vigil.Message{
+func fromStored(s storedEntry) WindowEntry {
+	return WindowEntry{Seq: s.Seq, Message: vigil.Message{
 		ID: s.ID, Sender: vigil.Participant{ID: s.Sender, DisplayName: s.Name, Role: s.Role},
 		Channel: s.Channel, Text: s.Text, SentAt: time.Unix(0, s.SentAt).UTC(), PII: s.PII,
 	}}
+}
+
+// storedState is a windowState as the bucket stores it.
+type storedState struct {
+	LastSeq  uint64        `json:"last_seq"`
+	FloorSeq uint64        `json:"floor_seq,omitempty"`
+	Entries  []storedEntry `json:"entries"`
+}
+
+// MarshalJSON encodes st compactly (one flat struct per entry, no nested
+// Marshaler calls, which encoding/json would re-validate).
+func (st windowState) MarshalJSON() ([]byte, error) {
+	out := storedState{LastSeq: st.LastSeq, FloorSeq: st.FloorSeq, Entries: make([]storedEntry, len(st.Entries))}
+	for i, e := range st.Entries {
+		out.Entries[i] = toStored(e)
+	}
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON decodes what MarshalJSON wrote; entries carry neither
+// tenant nor conversation id.
+func (st *windowState) UnmarshalJSON(b []byte) error {
+	var in storedState
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*st = windowState{LastSeq: in.LastSeq, FloorSeq: in.FloorSeq, Entries: make([]WindowEntry, len(in.Entries))}
+	for i, e := range in.Entries {
+		st.Entries[i] = fromStored(e)
+	}
 	return nil
 }
 
 // windowState is the value stored in the KV bucket for one conversation.
 type windowState struct {
 	// LastSeq is the highest stream sequence applied.
-	LastSeq uint64 `json:"last_seq"`
+	LastSeq uint64
 	// FloorSeq is the highest sequence trimmed out of the window; a
 	// redelivered message at or below it is not applied again.
-	FloorSeq uint64 `json:"floor_seq,omitempty"`
+	FloorSeq uint64
 	// Entries are ordered by Seq.
-	Entries []WindowEntry `json:"entries"`
+	Entries []WindowEntry
 }
 
 // applied reports whether seq is already in the window or was trimmed out.
@@ -178,7 +201,7 @@ func (w *Window) Append(ctx context.Context, m *vigil.Message, seq uint64) ([]vi
 			return prev, nil
 		}
 		st := w.insert(cw.state, WindowEntry{Seq: seq, Message: windowMessage(m)})
-		val, err := json.Marshal(st)
+		val, err := st.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("encode context window %s: %w", key, err)
 		}
@@ -275,7 +298,7 @@ func (w *Window) load(ctx context.Context, key string, fresh bool) (*cachedWindo
 		return nil, err
 	}
 	cw := &cachedWindow{key: key, rev: e.Revision()}
-	if err := json.Unmarshal(e.Value(), &cw.state); err != nil {
+	if err := cw.state.UnmarshalJSON(e.Value()); err != nil {
 		return nil, fmt.Errorf("decode revision %d: %w", e.Revision(), err)
 	}
 	w.store(cw)

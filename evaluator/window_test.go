@@ -239,3 +239,25 @@ func TestNewWindowInvalid(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkWindowAppend measures one append to a full window (the default
+// 50 messages), cache hit, KV CAS update included.
+func BenchmarkWindowAppend(b *testing.B) {
+	s := bustest.New(b)
+	kv := newBucket(b, s)
+	w, err := evaluator.NewWindow(kv, evaluator.DefaultWindowMessages, time.Hour, 100, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range b.N + evaluator.DefaultWindowMessages {
+		if i == evaluator.DefaultWindowMessages {
+			b.ResetTimer()
+		}
+		m := msgAt("c", i, t0.Add(time.Duration(i)*time.Millisecond))
+		m.Text = "a tokenized message of ordinary length, about eighty bytes, tok_4f2a9c1e here"
+		if _, err := w.Append(ctx, m, uint64(i+1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
