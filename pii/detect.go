@@ -359,21 +359,22 @@ func scanRun(s string, i int) numRun {
 	inGroup := false
 	// closeRun ends the run at the last complete group.
 	closeRun := func() numRun {
-		if inGroup && r.ng > 0 && (j >= len(s) || !isDigit(s[j])) {
-			// the current group is complete
-		} else if inGroup && r.ng > 1 {
-			r.nd -= r.groups[r.ng-1]
-			r.groups[r.ng-1] = 0
-			r.ng--
-		} else if inGroup {
-			r.long = true
+		if inGroup && j < len(s) && isDigit(s[j]) {
+			// The current group is cut by a limit.
+			if r.ng == 1 {
+				r.long = true
+				r.end = j
+				return r
+			}
+			r.ng-- // drop it
 		}
-		if r.ng > 0 {
-			r.end = r.groupEnd[r.ng-1]
-		} else {
+		if r.ng == 0 {
 			r.end = j
+			return r
 		}
-		return r
+		// Recompute end and separators: a dropped group's separator (a
+		// parenthesis, a space) is not part of the run.
+		return r.prefix(s, r.ng)
 	}
 	for j < len(s) {
 		c := s[j]
@@ -440,11 +441,9 @@ func scanRun(s string, i int) numRun {
 	return closeRun()
 }
 
-// prefix returns the run cut to its first n groups.
+// prefix returns the run cut to its first n groups, its separators
+// recomputed.
 func (r *numRun) prefix(s string, n int) numRun {
-	if n == r.ng {
-		return *r
-	}
 	p := *r
 	p.ng = n
 	p.end = r.groupEnd[n-1]
@@ -913,22 +912,38 @@ func (sc *scanner) colon(i int) int {
 	if wordAfter(s, j) || j-k < 6 {
 		return i + 1
 	}
-	cand := s[k:j]
+	if end, ok := sc.ipv6(k, j); ok {
+		return end
+	}
+	// An embedded IPv4 tail that does not parse: the address may end
+	// before its first dot ("fe80::1.", as it reads once what follows is
+	// tokenized).
+	if d := strings.IndexByte(s[k:j], '.'); d > 0 {
+		if end, ok := sc.ipv6(k, k+d); ok {
+			return end
+		}
+	}
+	return i + 1
+}
+
+// ipv6 emits s[k:j] if it is an IPv6 address.
+func (sc *scanner) ipv6(k, j int) (int, bool) {
+	cand := sc.s[k:j]
+	if len(cand) < 6 {
+		return 0, false
+	}
 	colons := strings.Count(cand, ":")
 	// Full form has 7 colons (6 with a trailing IPv4); anything shorter
 	// needs "::". Checked first: times like 10:30:45 are common and a
 	// failed parse allocates.
 	if colons < 2 || (colons != 7 && !(colons == 6 && strings.IndexByte(cand, '.') >= 0) && !strings.Contains(cand, "::")) {
-		return i + 1
+		return 0, false
 	}
 	a, err := netip.ParseAddr(cand)
 	if err != nil || !a.Is6() {
-		return i + 1
+		return 0, false
 	}
-	if sc.emit(KindIP, k, j, 0.9, "") {
-		return j
-	}
-	return i + 1
+	return j, sc.emit(KindIP, k, j, 0.9, "")
 }
 
 // ---- capitalised words: IBANs, names ----

@@ -159,7 +159,21 @@ func FuzzDetectAddress(f *testing.F) {
 }
 
 func FuzzDetectName(f *testing.F) {
-	fuzzDetector(f, KindName, func(v string) bool { return isUpper(v[0]) })
+	fuzzDetector(f, KindName, func(v string) bool {
+		if isUpper(v[0]) {
+			return true
+		}
+		// Lower-case: only directory names.
+		first, _, _ := strings.Cut(v, " ")
+		for _, p := range append([]vigil.Participant{fuzzDir.Sender}, fuzzDir.Participants...) {
+			for _, w := range strings.Fields(p.DisplayName) {
+				if strings.EqualFold(w, first) {
+					return true
+				}
+			}
+		}
+		return false
+	})
 }
 
 // FuzzTokenize checks the tokenizer's properties with an in-memory map in
