@@ -378,7 +378,10 @@ func FindMessages(ctx context.Context, conn driver.Conn, f MessageFilter, limit 
 	if err != nil {
 		return nil, err
 	}
-	q := "SELECT id, conversation_id, channel, sender_id, sent_at, stream_seq FROM messages FINAL WHERE " + where + " ORDER BY sent_at, id"
+	// Filter first, then keep the latest version of each id: FINAL would
+	// merge every part of the table before the filter.
+	q := "SELECT id, conversation_id, channel, sender_id, sent_at, stream_seq FROM (SELECT * FROM messages WHERE " + where +
+		" ORDER BY stream_seq DESC LIMIT 1 BY id) ORDER BY sent_at, id"
 	if limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", limit)
 	}
@@ -511,7 +514,7 @@ func DeleteMessages(ctx context.Context, conn driver.Conn, f MessageFilter) (Rem
 // SubjectVerdicts counts the verdicts whose sender is subject.
 func SubjectVerdicts(ctx context.Context, conn driver.Conn, tenant, subject string) (uint64, error) {
 	var n uint64
-	if err := conn.QueryRow(ctx, "SELECT count() FROM verdicts FINAL WHERE tenant = ? AND sender_id = ?", tenant, subject).Scan(&n); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT uniqExact(id) FROM verdicts WHERE tenant = ? AND sender_id = ?", tenant, subject).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count subject verdicts: %w", err)
 	}
 	return n, nil
@@ -531,7 +534,8 @@ func MessageTexts(ctx context.Context, conn driver.Conn, f MessageFilter, limit 
 	if err != nil {
 		return nil, err
 	}
-	q := "SELECT id, conversation_id, channel, sender_id, sent_at, stream_seq, text FROM messages FINAL WHERE " + where + " ORDER BY sent_at, id"
+	q := "SELECT id, conversation_id, channel, sender_id, sent_at, stream_seq, text FROM (SELECT * FROM messages WHERE " + where +
+		" ORDER BY stream_seq DESC LIMIT 1 BY id) ORDER BY sent_at, id"
 	if limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", limit)
 	}

@@ -136,6 +136,42 @@ func TestDeleteMessages(t *testing.T) {
 	}
 }
 
+func TestFindMessagesLatestVersion(t *testing.T) {
+	db := warehousetest.New(t)
+	seedGovernance(t, db.Conn)
+	ctx := context.Background()
+	// A redelivered copy of m1 (same id, later stream sequence) and a
+	// second verdict row of v0.
+	for _, q := range []string{
+		`INSERT INTO messages (id, tenant, conversation_id, sender_id, channel, text, sent_at, received_at, subjects, stream_seq)
+VALUES ('m1', 'acme', 'c1', 'u1', 'sms', 'hello', '2020-01-01 01:00:00.000', '2020-01-01 01:00:00.000', ['u1'], 5000)`,
+		`INSERT INTO verdicts (id, message_id, tenant, sender_id, rule_id, message_sent_at, evaluated_at, stream_seq)
+VALUES ('v0', 'm0', 'acme', 'u0', 'r1', '2020-01-01 00:00:00.000', '2020-01-01 00:00:00.000', 6000)`,
+	} {
+		if err := db.Conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := warehouse.FindMessages(ctx, db.Conn, warehouse.MessageFilter{Tenant: "acme", Sender: "u1"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 20 || got[0].ID != "m1" || got[0].StreamSeq != 5000 || !got[0].SentAt.Equal(base.Add(time.Hour)) {
+		t.Fatalf("FindMessages = %d refs, first %+v; want 20, m1 once at its latest sequence 5000", len(got), got[0])
+	}
+	texts, err := warehouse.MessageTexts(ctx, db.Conn, warehouse.MessageFilter{Tenant: "acme", IDs: []string{"m1"}}, 0)
+	if err != nil || len(texts) != 1 || texts[0].Text != "hello" {
+		t.Fatalf("MessageTexts(m1) = %+v, %v; want one row", texts, err)
+	}
+	seqs, err := warehouse.MessageStreamSeqs(ctx, db.Conn, warehouse.MessageFilter{Tenant: "acme", IDs: []string{"m1"}})
+	if err != nil || len(seqs) != 2 || seqs[0] != 2 || seqs[1] != 5000 {
+		t.Fatalf("MessageStreamSeqs(m1) = %v, %v; want both stored copies [2 5000]", seqs, err)
+	}
+	if n, err := warehouse.SubjectVerdicts(ctx, db.Conn, "acme", "u0"); err != nil || n != 10 {
+		t.Fatalf("SubjectVerdicts(u0) = %d, %v; want 10 distinct", n, err)
+	}
+}
+
 func TestGovernanceRecords(t *testing.T) {
 	db := warehousetest.New(t)
 	ctx := context.Background()
