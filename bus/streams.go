@@ -347,8 +347,24 @@ func partitionConsumerConfig(cfg Config, durable string, partition int) jetstrea
 		MaxDeliver:    cfg.MaxDeliver,
 		MaxAckPending: cfg.MaxAckPending,
 		Replicas:      cfg.Replicas,
+		// One conversation must be evaluated in order by one process, yet
+		// every `vigil serve` replica pulls from every partition. A pinned
+		// priority group lets exactly one client receive a partition's
+		// messages; another takes over only after the pinned one stopped
+		// pulling for PinnedTTL. Pull with FetchPriorityGroup(PartitionPriorityGroup).
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PriorityGroups: []string{PartitionPriorityGroup},
+		PinnedTTL:      DefaultPinnedTTL,
 	}
 }
+
+// PartitionPriorityGroup is the priority group partition consumers are
+// pulled with: jetstream.FetchPriorityGroup(PartitionPriorityGroup).
+const PartitionPriorityGroup = "evaluators"
+
+// DefaultPinnedTTL is how long a partition stays pinned to a replica that
+// stopped pulling (crashed) before another replica takes it over.
+const DefaultPinnedTTL = 15 * time.Second
 
 // sinkConsumerConfig is the durable pull consumer of a warehouse sink. A
 // sink never gives up on a message (MaxDeliver -1): the warehouse being

@@ -271,7 +271,8 @@ func (e *Evaluator) runPartition(p int, cons jetstream.Consumer) {
 			return
 		default:
 		}
-		batch, err := cons.Fetch(e.o.fetchBatch, jetstream.FetchMaxWait(e.o.fetchWait))
+		batch, err := cons.Fetch(e.o.fetchBatch, jetstream.FetchMaxWait(e.o.fetchWait),
+			jetstream.FetchPriorityGroup(bus.PartitionPriorityGroup))
 		if err != nil {
 			if e.ctx.Err() != nil {
 				return
