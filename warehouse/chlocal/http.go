@@ -385,7 +385,8 @@ func (h *handler) commonHeaders(hd http.Header, queryID string) {
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, queryID string, err error) {
 	e := h.e
 	var x *Exception
-	if !errors.As(err, &x) {
+	internal := !errors.As(err, &x)
+	if internal {
 		x = newException(codeUnknownException, "%v", err)
 	}
 	hd := w.Header()
@@ -405,8 +406,10 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, queryID str
 	}
 	n, _ := io.WriteString(w, body)
 	e.metrics.SentBytes.Add(float64(n))
-	if status >= 500 {
-		e.log.Warn("query failed", slog.String(logKeyQueryID, queryID), slog.Int(logKeyCode, int(x.Code)))
+	// Query errors are the client's business (ClickHouse answers most with
+	// 500); only failures of this package are worth a warning.
+	if internal {
+		e.log.Warn("request failed", slog.String(logKeyQueryID, queryID), slog.Any("err", err))
 	}
 }
 
