@@ -306,9 +306,36 @@ func TestConcurrentQueries(t *testing.T) {
 	}
 	insertEvents(t, conn, "events", 0, 10_000)
 
-	const workers, rounds = 8, 20
+	if err := conn.Exec(ctx, "CREATE TABLE sink (id UInt64, w UInt8) ENGINE = MergeTree ORDER BY id"); err != nil {
+		t.Fatalf("create table: %v", err)
+	}
+
+	const workers, rounds, writers, batches, batchRows = 8, 20, 4, 5, 2000
 	var wg sync.WaitGroup
-	errs := make(chan error, workers)
+	errs := make(chan error, workers+writers)
+	// Batch inserts run beside the queries: chDB refuses anything concurrent
+	// with a streaming insert, so this exercises the engine lock.
+	for w := range writers {
+		wg.Go(func() {
+			for bn := range batches {
+				batch, err := conn.PrepareBatch(ctx, "INSERT INTO sink")
+				if err != nil {
+					errs <- fmt.Errorf("writer %d: %w", w, err)
+					return
+				}
+				for i := range batchRows {
+					if err := batch.Append(uint64((w*batches+bn)*batchRows+i), uint8(w)); err != nil {
+						errs <- fmt.Errorf("writer %d: %w", w, err)
+						return
+					}
+				}
+				if err := batch.Send(); err != nil {
+					errs <- fmt.Errorf("writer %d batch %d: %w", w, bn, err)
+					return
+				}
+			}
+		})
+	}
 	for w := range workers {
 		wg.Go(func() {
 			for r := range rounds {
@@ -342,6 +369,9 @@ func TestConcurrentQueries(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+	if got := countRows(t, conn, "SELECT count() FROM sink"); got != writers*batches*batchRows {
+		t.Fatalf("sink count() = %d, want %d", got, writers*batches*batchRows)
 	}
 }
 
