@@ -23,9 +23,37 @@ type index struct {
 	// order holds every alert sorted for the queue (most severe, then
 	// oldest first). It is rebuilt lazily by the first query after a
 	// change, so a burst of changes costs one sort and queries only filter.
-	order []*workflow.Alert
+	order []row
 	dirty bool
+	// rules interns rule ids for counting without map writes per alert.
+	rules     map[string]int
+	ruleNames []string
 }
+
+// row is an alert in queue order with its filter keys precomputed.
+type row struct {
+	a     *workflow.Alert
+	rule  int
+	sev   int
+	state int
+}
+
+// stateSlot numbers the alert states for counting.
+var stateSlots = [...]workflow.State{workflow.StateOpen, workflow.StateClaimed, workflow.StateClosed}
+
+func stateSlot(s workflow.State) int {
+	switch s {
+	case workflow.StateOpen:
+		return 0
+	case workflow.StateClaimed:
+		return 1
+	case workflow.StateClosed:
+		return 2
+	}
+	return 3
+}
+
+var severitySlots = [...]vigil.Severity{vigil.SeverityInfo, vigil.SeverityLow, vigil.SeverityMedium, vigil.SeverityHigh, vigil.SeverityCritical}
 
 type indexEntry struct {
 	alert *workflow.Alert
@@ -35,7 +63,7 @@ type indexEntry struct {
 type convKey struct{ tenant, conversation string }
 
 func newIndex() *index {
-	return &index{alerts: make(map[string]indexEntry), flagged: make(map[convKey]int)}
+	return &index{alerts: make(map[string]indexEntry), flagged: make(map[convKey]int), rules: make(map[string]int)}
 }
 
 // apply stores a at revision rev. It reports whether the index changed and
@@ -140,15 +168,30 @@ func (x *index) query(p workflow.Principal, f workflow.Filter, now time.Time) *w
 		x.mu.RLock()
 	}
 	defer x.mu.RUnlock()
+	rule := -1
+	if f.RuleID != "" {
+		var ok bool
+		if rule, ok = x.rules[f.RuleID]; !ok {
+			rule = -2 // no alert has this rule
+		}
+	}
+	sev := -1
+	if f.Severity != "" {
+		sev = f.Severity.Rank()
+	}
+	var byState [len(stateSlots) + 1]int
+	var bySev [len(severitySlots)]int
+	byRule := make([]int, len(x.ruleNames))
 	start, end := (page-1)*per, page*per
-	for _, a := range x.order {
+	for _, r := range x.order {
+		a := r.a
 		if !p.Sees(a.Tenant) || (f.Tenant != "" && a.Tenant != f.Tenant) {
 			continue
 		}
-		if f.RuleID != "" && a.RuleID != f.RuleID {
+		if rule != -1 && r.rule != rule {
 			continue
 		}
-		if f.Severity != "" && a.Severity != f.Severity {
+		if sev != -1 && r.sev != sev {
 			continue
 		}
 		if f.Assignee != "" && !(a.Assignee == f.Assignee || f.Assignee == "-" && a.Assignee == "") {
@@ -159,16 +202,33 @@ func (x *index) query(p workflow.Principal, f workflow.Filter, now time.Time) *w
 		}
 		// Counts by state ignore the state filter so the filter bar can
 		// show what each state holds.
-		out.ByState[a.State]++
+		byState[r.state]++
 		if !stateMatches(f.State, a.State) {
 			continue
 		}
-		out.BySeverity[a.Severity]++
-		out.ByRule[a.RuleID]++
+		if r.sev >= 0 {
+			bySev[r.sev]++
+		}
+		byRule[r.rule]++
 		if out.Total >= start && out.Total < end {
 			out.Alerts = append(out.Alerts, a)
 		}
 		out.Total++
+	}
+	for i, st := range stateSlots {
+		if byState[i] > 0 {
+			out.ByState[st] = byState[i]
+		}
+	}
+	for i, sv := range severitySlots {
+		if bySev[i] > 0 {
+			out.BySeverity[sv] = bySev[i]
+		}
+	}
+	for i, n := range byRule {
+		if n > 0 {
+			out.ByRule[x.ruleNames[i]] = n
+		}
 	}
 	if out.Alerts == nil {
 		out.Alerts = []*workflow.Alert{}
@@ -185,9 +245,16 @@ func (x *index) sort() {
 	}
 	x.order = x.order[:0]
 	for _, e := range x.alerts {
-		x.order = append(x.order, e.alert)
+		a := e.alert
+		rn, ok := x.rules[a.RuleID]
+		if !ok {
+			rn = len(x.ruleNames)
+			x.rules[a.RuleID] = rn
+			x.ruleNames = append(x.ruleNames, a.RuleID)
+		}
+		x.order = append(x.order, row{a: a, rule: rn, sev: a.Severity.Rank(), state: stateSlot(a.State)})
 	}
-	slices.SortFunc(x.order, compareAlerts)
+	slices.SortFunc(x.order, func(a, b row) int { return compareAlerts(a.a, b.a) })
 	x.dirty = false
 }
 
@@ -216,23 +283,25 @@ func (x *index) stats(p workflow.Principal, tenant string, now time.Time) *workf
 		Hours:           statsHours,
 	}
 	x.mu.RLock()
-	defer x.mu.RUnlock()
-	for _, e := range x.alerts {
-		a := e.alert
+	if x.dirty {
+		x.mu.RUnlock()
+		x.sort()
+		x.mu.RLock()
+	}
+	var byState [len(stateSlots) + 1]int
+	var openBySev [len(severitySlots)]int
+	series := make([][]int, len(x.ruleNames))
+	for _, r := range x.order {
+		a := r.a
 		if !p.Sees(a.Tenant) || (tenant != "" && a.Tenant != tenant) {
 			continue
 		}
 		st.Suppressed += a.Suppressed()
-		switch a.State {
-		case workflow.StateOpen:
-			st.Open++
-		case workflow.StateClaimed:
-			st.Claimed++
-		case workflow.StateClosed:
-			st.Closed++
-		}
-		if a.State != workflow.StateClosed {
-			st.OpenBySeverity[a.Severity]++
+		byState[r.state]++
+		if r.state != 2 {
+			if r.sev >= 0 {
+				openBySev[r.sev]++
+			}
 			if st.OldestOpen.IsZero() || a.FirstAt.Before(st.OldestOpen) {
 				st.OldestOpen = a.FirstAt
 			}
@@ -243,15 +312,25 @@ func (x *index) stats(p workflow.Principal, tenant string, now time.Time) *workf
 		// An alert covers one aggregation window; its verdicts are charted
 		// in the hour its window starts.
 		h := int(a.WindowStart.Sub(hourStart) / time.Hour)
-		if h < 0 || h >= statsHours {
+		if h < 0 || h >= statsHours || a.WindowStart.Before(hourStart) {
 			continue
 		}
-		series := st.VerdictsPerRule[a.RuleID]
-		if series == nil {
-			series = make([]int, statsHours)
-			st.VerdictsPerRule[a.RuleID] = series
+		if series[r.rule] == nil {
+			series[r.rule] = make([]int, statsHours)
 		}
-		series[h] += a.Count
+		series[r.rule][h] += a.Count
+	}
+	x.mu.RUnlock()
+	st.Open, st.Claimed, st.Closed = byState[0], byState[1], byState[2]
+	for i, sv := range severitySlots {
+		if openBySev[i] > 0 {
+			st.OpenBySeverity[sv] = openBySev[i]
+		}
+	}
+	for i, s := range series {
+		if s != nil {
+			st.VerdictsPerRule[x.ruleNames[i]] = s
+		}
 	}
 	if len(st.VerdictsPerRule) > maxChartRules {
 		type rt struct {
