@@ -158,6 +158,9 @@ type scanner struct {
 	// of the directory's names, used when useDirCues is set.
 	dirCues    [256]uint8
 	useDirCues bool
+	// lowerLens[c-'a'] has bit n set when a name part of length n starts
+	// with letter c: most lower-case words are rejected by it.
+	lowerLens [26]uint64
 }
 
 func (sc *scanner) buildDir(dir *Directory) {
@@ -177,8 +180,12 @@ func (sc *scanner) buildDir(dir *Directory) {
 	}
 	sc.dirCues = cues
 	for p := 0; p < sc.nparts; p++ {
-		if c := sc.parts[p].word[0]; isAlpha(c) && len(sc.parts[p].word) >= minLowerName {
-			sc.dirCues[c|0x20] = cueLowerName
+		if w := sc.parts[p].word; isAlpha(w[0]) && len(w) >= minLowerName && len(w) < 64 {
+			sc.dirCues[w[0]|0x20] = cueLowerName
+			sc.lowerLens[w[0]|0x20-'a'] |= 1 << len(w)
+			if len(w)+2 < 64 {
+				sc.lowerLens[w[0]|0x20-'a'] |= 1 << (len(w) + 2) // possessive 's
+			}
 		}
 	}
 	sc.useDirCues = true
@@ -357,6 +364,7 @@ func scanRun(s string, i int) numRun {
 		j++
 	}
 	inGroup := false
+	limit := true // closeRun called on a limit, not at the run's natural end
 	// closeRun ends the run at the last complete group.
 	closeRun := func() numRun {
 		if inGroup && j < len(s) && isDigit(s[j]) {
@@ -372,9 +380,13 @@ func scanRun(s string, i int) numRun {
 			r.end = j
 			return r
 		}
-		// Recompute end and separators: a dropped group's separator (a
-		// parenthesis, a space) is not part of the run.
-		return r.prefix(s, r.ng)
+		if limit {
+			// Recompute end and separators: a dropped group's separator
+			// (a parenthesis, a space) is not part of the run.
+			return r.prefix(s, r.ng)
+		}
+		r.end = r.groupEnd[r.ng-1]
+		return r
 	}
 	for j < len(s) {
 		c := s[j]
@@ -437,7 +449,7 @@ func scanRun(s string, i int) numRun {
 		}
 		break
 	}
-	inGroup = false
+	inGroup, limit = false, false
 	return closeRun()
 }
 
@@ -527,8 +539,12 @@ func (sc *scanner) digits(i int) int {
 	// matter when a value is followed by more numbers ("(212) 555-0187 2012"),
 	// and make detection stable: text before a token reads as it did.
 	for n := r.ng; n >= 1; n-- {
-		p := r.prefix(s, n)
-		consumed, found := sc.classify(&p)
+		p := &r
+		if n < r.ng {
+			q := r.prefix(s, n)
+			p = &q
+		}
+		consumed, found := sc.classify(p)
 		if found {
 			return sc.last // an address extends past the run
 		}
@@ -1108,7 +1124,7 @@ func (sc *scanner) lowerName(i int) int {
 		return skipWord(s, i+1)
 	}
 	j := nameWordEnd(s, i)
-	if j-i < minLowerName || gluedAfterName(s, j) {
+	if n := j - i; n < minLowerName || n >= 64 || sc.lowerLens[s[i]-'a']&(1<<n) == 0 || gluedAfterName(s, j) {
 		return max(j, i+1)
 	}
 	if end, ok := sc.dirNameConf(i, j, 0.7, 0.85); ok {
