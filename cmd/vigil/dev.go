@@ -72,7 +72,7 @@ func (f *devFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.http, "http", DefaultHTTPAddr, "Address of the HTTP API, health and metrics.")
 	fs.IntVar(&f.natsPort, "nats-port", DefaultNATSPort, "Port of the embedded NATS server (-1 picks a free one).")
 	fs.StringVar(&f.clickhouseHTTP, "clickhouse-http", DefaultClickHouseHTTP, "Address (or port) of the embedded ClickHouse HTTP interface.")
-	fs.StringVar(&f.chdbLib, "chdb-lib", "", "Path to libchdb.so. Default: $VIGIL_CHDB_LIB or the `make deps` cache ("+chlocal.DefaultLibPath()+").")
+	fs.StringVar(&f.chdbLib, "chdb-lib", "", "Path to libchdb.so. Default: $VIGIL_CHDB_LIB, else the `make deps` cache ~/.cache/vigil/chdb/"+chlocal.ChDBVersion+"/libchdb.so.")
 	fs.StringVar(&f.syncInterval, "sync-interval", "always", "JetStream fsync policy: 'always' (every write, compliance grade) or a duration such as 2m (faster; a power loss can lose acked messages).")
 	fs.StringVar(&f.logLevel, "log-level", "info", "Log level: debug, info, warn, error.")
 	fs.StringVar(&f.rules, "rules", "", "Directory of rule files (reloaded on change). Default: the finance and healthcare packs built into the binary.")
