@@ -195,6 +195,21 @@ func TestRawHTTP(t *testing.T) {
 	}
 }
 
+func TestInsertSummary(t *testing.T) {
+	db := newDatabase(t)
+	if err := testEngine.Exec(context.Background(), "CREATE TABLE "+db+".t (a UInt32) ENGINE = MergeTree ORDER BY a"); err != nil {
+		t.Fatal(err)
+	}
+	resp := do(t, query("INSERT INTO "+db+".t FORMAT TSV"), strings.NewReader("1\n2\n3\n"), nil)
+	if resp.status != 200 || !strings.Contains(resp.header.Get("X-ClickHouse-Summary"), `"written_rows":"3"`) {
+		t.Fatalf("status %d summary %q, want written_rows 3", resp.status, resp.header.Get("X-ClickHouse-Summary"))
+	}
+	resp = do(t, query("SELECT a FROM "+db+".t ORDER BY a", "wait_end_of_query", "1"), nil, nil)
+	if resp.body != "1\n2\n3\n" || !strings.Contains(resp.header.Get("X-ClickHouse-Summary"), `"result_rows":"3"`) {
+		t.Fatalf("body %q summary %q, want result_rows 3", resp.body, resp.header.Get("X-ClickHouse-Summary"))
+	}
+}
+
 func TestPing(t *testing.T) {
 	resp, err := http.Get("http://" + testServer.Addr() + "/ping")
 	if err != nil {
