@@ -241,8 +241,8 @@ func (e *Engine) lock(ctx context.Context) error {
 
 func (e *Engine) unlock() { <-e.sem }
 
-// Result carries what chDB reports about a finished statement.
-type Result struct {
+// execResult carries what chDB reports about a finished statement.
+type execResult struct {
 	Data         []byte
 	Elapsed      time.Duration
 	ResultRows   uint64 // rows in Data
@@ -277,25 +277,25 @@ func (e *Engine) Exec(ctx context.Context, query string) error {
 
 // queryLocked runs query on chDB; the caller holds the lock. The returned
 // Data is a Go copy.
-func (e *Engine) queryLocked(query, format string) (Result, error) {
+func (e *Engine) queryLocked(query, format string) (execResult, error) {
 	// NUL-terminate copies so that chDB never reads past them, and pass the
 	// lengths without the terminator.
 	q := append([]byte(query), 0)
 	f := append([]byte(format), 0)
 	res := e.lib.queryN(e.conn, q, uintptr(len(q)-1), f, uintptr(len(f)-1))
 	if res == 0 {
-		return Result{}, errors.New("chdb_query_n returned no result")
+		return execResult{}, errors.New("chdb_query_n returned no result")
 	}
 	defer e.lib.destroyResult(res)
 	if msg := e.lib.resultError(res); msg != "" {
-		return Result{}, e.exception(msg)
+		return execResult{}, e.exception(msg)
 	}
 	return e.result(res, true), nil
 }
 
 // queryParamsLocked runs query with server-side {name:Type} parameters
 // (chdb_query_with_params_n); values are never interpolated into the SQL.
-func (e *Engine) queryParamsLocked(query, format string, params []setting) (Result, error) {
+func (e *Engine) queryParamsLocked(query, format string, params []setting) (execResult, error) {
 	if len(params) == 0 {
 		return e.queryLocked(query, format)
 	}
@@ -323,17 +323,17 @@ func (e *Engine) queryParamsLocked(query, format string, params []setting) (Resu
 		unsafe.Pointer(&names[0]), unsafe.Pointer(&nameLens[0]),
 		unsafe.Pointer(&values[0]), unsafe.Pointer(&valueLens[0]), uintptr(len(params)))
 	if res == 0 {
-		return Result{}, errors.New("chdb_query_with_params_n returned no result")
+		return execResult{}, errors.New("chdb_query_with_params_n returned no result")
 	}
 	defer e.lib.destroyResult(res)
 	if msg := e.lib.resultError(res); msg != "" {
-		return Result{}, e.exception(msg)
+		return execResult{}, e.exception(msg)
 	}
 	return e.result(res, true), nil
 }
 
-func (e *Engine) result(res uintptr, withData bool) Result {
-	r := Result{
+func (e *Engine) result(res uintptr, withData bool) execResult {
+	r := execResult{
 		Elapsed:      time.Duration(e.lib.resultElapsed(res) * float64(time.Second)),
 		ResultRows:   e.lib.resultRowsRead(res),
 		ResultBytes:  e.lib.resultBytesRead(res),

@@ -97,20 +97,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // run parses and executes one request. It returns the response body before
 // response compression, or streamed=true when it already wrote the response
 // (a read streamed from chDB as the engine produced it).
-func (h *handler) run(w http.ResponseWriter, r *http.Request, queryID string, kind *string) (out []byte, res Result, format string, streamed bool, err error) {
+func (h *handler) run(w http.ResponseWriter, r *http.Request, queryID string, kind *string) (out []byte, res execResult, format string, streamed bool, err error) {
 	e := h.e
 	params := r.URL.Query()
 	body, release, err := h.readBody(r, params.Get("decompress") == "1")
 	if err != nil {
-		return nil, Result{}, "", false, err
+		return nil, execResult{}, "", false, err
 	}
 	defer release()
 	req, err := parseRequest(params, r.Method, body)
 	if err != nil {
-		return nil, Result{}, "", false, err
+		return nil, execResult{}, "", false, err
 	}
 	if len(req.Params) > 0 && req.Stmt.HasData {
-		return nil, Result{}, "", false, newException(codeNotImplemented, "Query parameters (param_*) with INSERT data are not supported by the embedded ClickHouse")
+		return nil, execResult{}, "", false, newException(codeNotImplemented, "Query parameters (param_*) with INSERT data are not supported by the embedded ClickHouse")
 	}
 	ctx := r.Context()
 	st := req.Stmt
@@ -120,7 +120,7 @@ func (h *handler) run(w http.ResponseWriter, r *http.Request, queryID string, ki
 
 	waitStart := time.Now()
 	if err := e.lock(ctx); err != nil {
-		return nil, Result{}, "", false, newException(codeQueryWasCancelled, "Query was cancelled: %v", err)
+		return nil, execResult{}, "", false, newException(codeQueryWasCancelled, "Query was cancelled: %v", err)
 	}
 	e.metrics.LockWait.Observe(time.Since(waitStart).Seconds())
 	var types []string
@@ -139,13 +139,13 @@ func (h *handler) run(w http.ResponseWriter, r *http.Request, queryID string, ki
 	}
 	if err != nil {
 		e.log.Debug("query failed", slog.String(logKeyQueryID, queryID), slog.Any("err", err))
-		return nil, Result{}, "", false, err
+		return nil, execResult{}, "", false, err
 	}
 	out = res.Data
 	if st.Kind == kindRead && strings.EqualFold(req.Format, "Native") {
 		rev := min(req.ProtocolVersion, e.revision)
 		if out, err = reframeNative(out, rev, types); err != nil {
-			return nil, Result{}, "", false, newException(codeNotImplemented, "Cannot send Native result at protocol revision %d: %v", rev, err)
+			return nil, execResult{}, "", false, newException(codeNotImplemented, "Cannot send Native result at protocol revision %d: %v", rev, err)
 		}
 	}
 	return out, res, req.Format, false, nil
@@ -154,11 +154,11 @@ func (h *handler) run(w http.ResponseWriter, r *http.Request, queryID string, ki
 // execLocked runs the request on chDB; the caller holds the engine lock. For
 // a Native read whose result has a zone-less DateTime it also returns the
 // declared column types.
-func (h *handler) execLocked(req *request) (Result, []string, error) {
+func (h *handler) execLocked(req *request) (execResult, []string, error) {
 	e := h.e
 	st := req.Stmt
 	if err := e.sess.apply(e, req.Database, req.Settings); err != nil {
-		return Result{}, nil, err
+		return execResult{}, nil, err
 	}
 	switch {
 	case st.Kind == kindInsert && st.HasData:
@@ -325,7 +325,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // writeResult writes a successful response with ClickHouse's headers,
 // compressed as the client asked.
-func (h *handler) writeResult(w http.ResponseWriter, r *http.Request, queryID, format string, sum Result, out []byte) {
+func (h *handler) writeResult(w http.ResponseWriter, r *http.Request, queryID, format string, sum execResult, out []byte) {
 	e := h.e
 	params := r.URL.Query()
 	hd := w.Header()
@@ -469,7 +469,7 @@ func contentType(format string) string {
 	return "text/plain; charset=UTF-8"
 }
 
-func summary(r Result) string {
+func summary(r execResult) string {
 	return fmt.Sprintf(`{"read_rows":"%d","read_bytes":"%d","written_rows":"%d","written_bytes":"%d","total_rows_to_read":"%d","result_rows":"%d","result_bytes":"%d","elapsed_ns":"%d"}`,
 		r.RowsRead, r.BytesRead, r.RowsWritten, r.BytesWritten, r.RowsRead, r.ResultRows, r.ResultBytes, r.Elapsed.Nanoseconds())
 }

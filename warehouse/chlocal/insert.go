@@ -40,19 +40,19 @@ func (e *Engine) InsertNative(ctx context.Context, query string, body []byte) (u
 
 // insertLocked streams data into chDB for stmt (an INSERT without FORMAT
 // clause or inline data) in the given input format. The caller holds the lock.
-func (e *Engine) insertLocked(stmt, format string, data []byte) (Result, error) {
+func (e *Engine) insertLocked(stmt, format string, data []byte) (execResult, error) {
 	if len(data) == 0 {
-		return Result{}, newException(codeNoDataToInsert, "No data to insert")
+		return execResult{}, newException(codeNoDataToInsert, "No data to insert")
 	}
 	q := append([]byte(stmt), 0)
 	f := append([]byte(format), 0)
 	s := e.lib.streamInsertN(e.conn, q, uintptr(len(q)-1), f, uintptr(len(f)-1))
 	if s == 0 {
-		return Result{}, errors.New("chdb_stream_insert_n returned no stream")
+		return execResult{}, errors.New("chdb_stream_insert_n returned no stream")
 	}
 	defer e.lib.destroyInsertStream(s)
 	if msg := e.lib.streamInsertError(s); msg != "" {
-		return Result{}, e.exception(msg)
+		return execResult{}, e.exception(msg)
 	}
 	for off := 0; off < len(data); off += appendChunk {
 		chunk := data[off:min(off+appendChunk, len(data))]
@@ -64,16 +64,16 @@ func (e *Engine) insertLocked(stmt, format string, data []byte) (Result, error) 
 			if msg == "" {
 				msg = fmt.Sprintf("Code: %d. DB::Exception: streaming insert refused the data. (%s)", codeUnknownException, codeNames[codeUnknownException])
 			}
-			return Result{}, e.exception(msg)
+			return execResult{}, e.exception(msg)
 		}
 	}
 	res := e.lib.streamDone(s)
 	if res == 0 {
-		return Result{}, errors.New("chdb_stream_done returned no result")
+		return execResult{}, errors.New("chdb_stream_done returned no result")
 	}
 	defer e.lib.destroyResult(res)
 	if msg := e.lib.resultError(res); msg != "" {
-		return Result{}, e.exception(msg)
+		return execResult{}, e.exception(msg)
 	}
 	return e.result(res, false), nil
 }

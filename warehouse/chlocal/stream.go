@@ -27,16 +27,16 @@ import (
 // DateTime is collected whole instead (streamed=false, res.Data set, types
 // set): its declared types need a DESCRIBE, which cannot run while a stream
 // is open.
-func (h *handler) streamLocked(w http.ResponseWriter, r *http.Request, req *request, queryID string) (streamed bool, res Result, types []string, err error) {
+func (h *handler) streamLocked(w http.ResponseWriter, r *http.Request, req *request, queryID string) (streamed bool, res execResult, types []string, err error) {
 	e := h.e
 	if err := e.sess.apply(e, req.Database, req.Settings); err != nil {
-		return false, Result{}, nil, err
+		return false, execResult{}, nil, err
 	}
 	q := append([]byte(req.Stmt.SQL), 0)
 	f := append([]byte(req.Format), 0)
 	sh := e.lib.streamQueryN(e.conn, q, uintptr(len(q)-1), f, uintptr(len(f)-1))
 	if sh == 0 {
-		return false, Result{}, nil, errors.New("chdb_stream_query_n returned no result")
+		return false, execResult{}, nil, errors.New("chdb_stream_query_n returned no result")
 	}
 	open := true
 	closeStream := func(cancel bool) {
@@ -50,7 +50,7 @@ func (h *handler) streamLocked(w http.ResponseWriter, r *http.Request, req *requ
 	}
 	defer closeStream(true)
 	if msg := e.lib.resultError(sh); msg != "" {
-		return false, Result{}, nil, e.exception(msg)
+		return false, execResult{}, nil, e.exception(msg)
 	}
 	// fetch returns the next chunk's data (a Go copy), or nil at the end.
 	fetch := func() ([]byte, error) {
@@ -72,7 +72,7 @@ func (h *handler) streamLocked(w http.ResponseWriter, r *http.Request, req *requ
 	}
 	first, err := fetch()
 	if err != nil {
-		return false, Result{}, nil, err
+		return false, execResult{}, nil, err
 	}
 	native := strings.EqualFold(req.Format, "Native")
 	if native && nativeLacksZone(first) {
@@ -80,7 +80,7 @@ func (h *handler) streamLocked(w http.ResponseWriter, r *http.Request, req *requ
 		for {
 			chunk, err := fetch()
 			if err != nil {
-				return false, Result{}, nil, err
+				return false, execResult{}, nil, err
 			}
 			if len(chunk) == 0 {
 				break
@@ -104,7 +104,7 @@ func (h *handler) streamLocked(w http.ResponseWriter, r *http.Request, req *requ
 	}
 	out, err := prepare(first)
 	if err != nil {
-		return false, Result{}, nil, err
+		return false, execResult{}, nil, err
 	}
 
 	// Headers go out now: from here on failures are reported in-band.
@@ -113,7 +113,7 @@ func (h *handler) streamLocked(w http.ResponseWriter, r *http.Request, req *requ
 	h.commonHeaders(hd, queryID)
 	hd.Set(headerFormat, req.Format)
 	hd.Set("Content-Type", contentType(req.Format))
-	hd.Set(headerSummary, summary(Result{})) // totals are unknown before the end
+	hd.Set(headerSummary, summary(execResult{})) // totals are unknown before the end
 	bw, enc := newBodyWriter(params, r.Header.Get("Accept-Encoding"))
 	if enc != "" {
 		hd.Set("Content-Encoding", enc)
