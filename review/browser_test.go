@@ -2,6 +2,7 @@ package review_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,8 +18,13 @@ import (
 	"github.com/vigilhq/vigil/review"
 )
 
-// screenshotDir receives a PNG of every console screen.
-const screenshotDir = "../docs/console"
+// Screenshots of every console screen go to docs/console with
+// -screenshots (go test -run TestBrowser ./review/ -args -screenshots),
+// else to a temporary directory, so a plain test run leaves the tracked
+// PNGs alone.
+var saveScreenshots = flag.Bool("screenshots", false, "write console screenshots to docs/console")
+
+var screenshotDir = "../docs/console"
 
 // chromium finds the browser or fails with the install hint: a missing
 // browser is a broken test setup, not a reason to skip.
@@ -107,6 +113,9 @@ func TestBrowserReviewFlow(t *testing.T) {
 		}
 	}
 	e.waitAlerts(tokPriv, "", len(bg))
+	if !*saveScreenshots {
+		screenshotDir = t.TempDir()
+	}
 	ctx := newBrowser(t)
 	base := e.http.URL
 
