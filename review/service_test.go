@@ -298,3 +298,43 @@ func TestPendingEventsSurviveReviewStreamOutage(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestConversationContext(t *testing.T) {
+	cfg := testConfig()
+	cfg.ContextMessages = 1
+	e := newEnv(t, cfg)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	var msgs []*vigil.Message
+	for i := range 5 {
+		m := &vigil.Message{ID: fmt.Sprintf("m-ctx-%d", i), Tenant: "acme", ConversationID: "conv-ctx",
+			Sender: vigil.Participant{ID: "u1"}, Text: fmt.Sprintf("line %d", i), SentAt: now, ReceivedAt: now}
+		// Another conversation interleaves; it must not show up.
+		o := &vigil.Message{ID: fmt.Sprintf("m-other-%d", i), Tenant: "acme", ConversationID: "conv-other",
+			Sender: vigil.Participant{ID: "u2"}, Text: "noise", SentAt: now, ReceivedAt: now}
+		for _, x := range []*vigil.Message{m, o} {
+			if _, err := e.bus.PublishMessage(ctx, x); err != nil {
+				t.Fatal(err)
+			}
+		}
+		msgs = append(msgs, m)
+	}
+	e.verdict(msgs[2], "r1", vigil.SeverityHigh, vigil.ActionAlert, 1)
+	id := e.waitAlerts(tokAnn, "", 1).Alerts[0].ID
+	var got struct {
+		Messages []vigil.Message `json:"messages"`
+	}
+	if st := e.api(tokAnn, "GET", "/v1/review/alerts/"+id+"/context", nil, &got); st != 200 {
+		t.Fatalf("context: %d", st)
+	}
+	var ids []string
+	for _, m := range got.Messages {
+		ids = append(ids, m.ID)
+	}
+	if want := []string{"m-ctx-1", "m-ctx-2", "m-ctx-3"}; !slices.Equal(ids, want) {
+		t.Errorf("context = %v, want %v", ids, want)
+	}
+	if st := e.api(tokEve, "GET", "/v1/review/alerts/"+id+"/context", nil, nil); st != 404 {
+		t.Errorf("other tenant's context = %d, want 404", st)
+	}
+}
