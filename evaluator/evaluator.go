@@ -33,6 +33,12 @@ type Bus interface {
 
 var _ Bus = (*bus.Bus)(nil)
 
+// jetStreamer is implemented by *bus.Bus: the evaluator uses the handle
+// only to release its pinned partitions on Drain and Close.
+type jetStreamer interface {
+	JetStream() jetstream.JetStream
+}
+
 // Dead-letter reasons (the reason label of vigil_evaluator_dead_letters_total
 // and the reason of the dead-letter record).
 const (
@@ -228,6 +234,7 @@ func (e *Evaluator) shutdown(ctx context.Context, hard bool) error {
 		<-done
 	}
 	e.cancel()
+	e.unpin(ctx)
 	if e.o.webhooks != nil {
 		// Deliver what is queued within what is left of ctx; cleanup that
 		// must run uses a context that cannot already be done.
@@ -244,6 +251,29 @@ func (e *Evaluator) shutdown(ctx context.Context, hard bool) error {
 	close(e.closed)
 	e.log.Info("evaluator stopped")
 	return err
+}
+
+// unpin releases the partitions for the next owner: partition consumers
+// are pinned to one client (bus.PartitionPriorityGroup), and without this a
+// restarted or rebalanced evaluator would wait for the pin's TTL.
+func (e *Evaluator) unpin(ctx context.Context) {
+	j, ok := e.b.(jetStreamer)
+	if !ok {
+		return
+	}
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	st, err := j.JetStream().Stream(uctx, bus.StreamMessages)
+	if err != nil {
+		e.log.Warn("unpin partitions failed; the next owner waits for the pin to expire", "err", err)
+		return
+	}
+	for _, p := range e.o.partitions {
+		name := bus.PartitionConsumerName(e.o.durable, p)
+		if err := st.UnpinConsumer(uctx, name, bus.PartitionPriorityGroup); err != nil {
+			e.log.Warn("unpin partition failed; the next owner waits for the pin to expire", "partition", p, "err", err)
+		}
+	}
 }
 
 // runPartition fetches one partition until Drain or Close and hands each

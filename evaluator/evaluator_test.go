@@ -171,8 +171,10 @@ func TestRestartMidStream(t *testing.T) {
 	if got := r.streamCount(t, bus.StreamEvaluations); got >= uint64(len(ms)) {
 		t.Fatalf("first evaluator finished everything (%d); the test needs a mid-stream stop", got)
 	}
+	// Partitions are pinned to one client; Close unpins them, so the next
+	// evaluator takes over at once rather than after bus.DefaultPinnedTTL.
 	r.start(t)
-	r.waitSettled(t, uint64(len(ms)), 30*time.Second)
+	r.waitSettled(t, uint64(len(ms)), bus.DefaultPinnedTTL*4/5)
 
 	verdicts := records[vigil.Verdict](t, r, bus.StreamVerdicts)
 	ids := map[string]int{}
