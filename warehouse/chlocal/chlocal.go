@@ -188,7 +188,9 @@ func (e *Engine) hello(ctx context.Context) error {
 }
 
 // Close stops the engine and releases the process slot so that [Open] can be
-// called again. It waits for the running statement (bounded by ctx).
+// called again. It waits for the running statement (bounded by ctx); close
+// the [Server] first so that no request (a streamed response holds the
+// engine until it is sent) keeps it waiting.
 func (e *Engine) Close(ctx context.Context) error {
 	if err := e.lock(ctx); err != nil {
 		if errors.Is(err, ErrClosed) {
@@ -301,6 +303,23 @@ func (e *Engine) queryParamsLocked(query, format string, params []setting) (exec
 	}
 	q := append([]byte(query), 0)
 	f := append([]byte(format), 0)
+	var res uintptr
+	withCParams(params, func(names, nameLens, values, valueLens unsafe.Pointer, n uintptr) {
+		res = e.lib.queryWithParamsNRaw(e.conn, q, uintptr(len(q)-1), f, uintptr(len(f)-1), names, nameLens, values, valueLens, n)
+	})
+	if res == 0 {
+		return execResult{}, errors.New("chdb_query_with_params_n returned no result")
+	}
+	defer e.lib.destroyResult(res)
+	if msg := e.lib.resultError(res); msg != "" {
+		return execResult{}, e.exception(msg)
+	}
+	return e.result(res, true), nil
+}
+
+// withCParams calls f with C arrays (char**, size_t*) of parameter names and
+// values, pinned for the duration of the call.
+func withCParams(params []setting, f func(names, nameLens, values, valueLens unsafe.Pointer, n uintptr)) {
 	var pin runtime.Pinner
 	defer pin.Unpin()
 	names := make([]*byte, len(params))
@@ -319,17 +338,7 @@ func (e *Engine) queryParamsLocked(query, format string, params []setting) (exec
 	pin.Pin(&values[0])
 	pin.Pin(&nameLens[0])
 	pin.Pin(&valueLens[0])
-	res := e.lib.queryWithParamsNRaw(e.conn, q, uintptr(len(q)-1), f, uintptr(len(f)-1),
-		unsafe.Pointer(&names[0]), unsafe.Pointer(&nameLens[0]),
-		unsafe.Pointer(&values[0]), unsafe.Pointer(&valueLens[0]), uintptr(len(params)))
-	if res == 0 {
-		return execResult{}, errors.New("chdb_query_with_params_n returned no result")
-	}
-	defer e.lib.destroyResult(res)
-	if msg := e.lib.resultError(res); msg != "" {
-		return execResult{}, e.exception(msg)
-	}
-	return e.result(res, true), nil
+	f(unsafe.Pointer(&names[0]), unsafe.Pointer(&nameLens[0]), unsafe.Pointer(&values[0]), unsafe.Pointer(&valueLens[0]), uintptr(len(params)))
 }
 
 func (e *Engine) result(res uintptr, withData bool) execResult {

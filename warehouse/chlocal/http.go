@@ -124,7 +124,7 @@ func (h *handler) run(w http.ResponseWriter, r *http.Request, queryID string, ki
 	}
 	e.metrics.LockWait.Observe(time.Since(waitStart).Seconds())
 	var types []string
-	if st.Select && len(req.Params) == 0 && r.Method != http.MethodHead && params.Get("wait_end_of_query") != "1" {
+	if st.Select && r.Method != http.MethodHead && params.Get("wait_end_of_query") != "1" {
 		streamed, res, types, err = h.streamLocked(w, r, req, queryID)
 		if x := (*Exception)(nil); !streamed && errors.As(err, &x) && x.Code == codeBadArguments &&
 			strings.HasPrefix(x.Message, "Streaming query is not supported") {

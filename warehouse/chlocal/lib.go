@@ -82,6 +82,7 @@ type lib struct {
 	streamQueryN           func(conn uintptr, query []byte, queryLen uintptr, format []byte, formatLen uintptr) uintptr
 	streamFetchResult      func(conn uintptr, res uintptr) uintptr
 	streamCancelQuery      func(conn uintptr, res uintptr)
+	streamQueryParamsNRaw  func(conn uintptr, query []byte, queryLen uintptr, format []byte, formatLen uintptr, names, nameLens, values, valueLens unsafe.Pointer, n uintptr) uintptr
 	queryWithParamsNRaw    func(conn uintptr, query []byte, queryLen uintptr, format []byte, formatLen uintptr, names, nameLens, values, valueLens unsafe.Pointer, n uintptr) uintptr
 	streamInsertParamsNRaw func(conn uintptr, query []byte, queryLen uintptr, format []byte, formatLen uintptr, names, nameLens, values, valueLens unsafe.Pointer, n uintptr) uintptr
 }
@@ -148,6 +149,7 @@ func loadLib(path string) (*lib, error) {
 		{&l.streamFetchResult, "chdb_stream_fetch_result"},
 		{&l.streamCancelQuery, "chdb_stream_cancel_query"},
 		{&l.queryWithParamsNRaw, "chdb_query_with_params_n"},
+		{&l.streamQueryParamsNRaw, "chdb_stream_query_with_params_n"},
 		{&l.streamInsertParamsNRaw, "chdb_stream_insert_with_params_n"},
 	}
 	for _, s := range syms {

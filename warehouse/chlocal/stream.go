@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/ClickHouse/ch-go/compress"
 	"github.com/klauspost/compress/zstd"
@@ -34,7 +35,14 @@ func (h *handler) streamLocked(w http.ResponseWriter, r *http.Request, req *requ
 	}
 	q := append([]byte(req.Stmt.SQL), 0)
 	f := append([]byte(req.Format), 0)
-	sh := e.lib.streamQueryN(e.conn, q, uintptr(len(q)-1), f, uintptr(len(f)-1))
+	var sh uintptr
+	if len(req.Params) == 0 {
+		sh = e.lib.streamQueryN(e.conn, q, uintptr(len(q)-1), f, uintptr(len(f)-1))
+	} else {
+		withCParams(req.Params, func(names, nameLens, values, valueLens unsafe.Pointer, n uintptr) {
+			sh = e.lib.streamQueryParamsNRaw(e.conn, q, uintptr(len(q)-1), f, uintptr(len(f)-1), names, nameLens, values, valueLens, n)
+		})
+	}
 	if sh == 0 {
 		return false, execResult{}, nil, errors.New("chdb_stream_query_n returned no result")
 	}
