@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/ingest"
@@ -238,6 +239,7 @@ func TestWSPingTimeoutClosesDeadPeer(t *testing.T) {
 	c := e.dial(t, tokenAcme)
 	// The client never reads, so it never answers pings.
 	deadline := time.Now().Add(10 * time.Second)
+	waitGauge(t, e.metrics.WSSessions, 1, deadline)
 	for testutil.ToFloat64(e.metrics.WSSessions) != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("session without pongs still open")
@@ -259,5 +261,17 @@ func TestWSPingTimeoutClosesDeadPeer(t *testing.T) {
 	}
 	if err == nil {
 		t.Fatal("connection still delivering frames")
+	}
+}
+
+// waitGauge waits until g reads want: the server counts a session only
+// after the handshake the client has already seen completed.
+func waitGauge(t *testing.T, g prometheus.Gauge, want float64, deadline time.Time) {
+	t.Helper()
+	for testutil.ToFloat64(g) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("gauge = %v, want %v", testutil.ToFloat64(g), want)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
