@@ -327,7 +327,7 @@ func (e *Evaluator) runPartition(p int, cons jetstream.Consumer) {
 				_ = msg.Nak()
 			}
 		}
-		if err := batch.Error(); err != nil && !isFetchTimeout(err) && e.ctx.Err() == nil {
+		if err := batch.Error(); err != nil && !isQuietFetchEnd(err) && e.ctx.Err() == nil {
 			log.Warn("fetch ended with error", "err", err)
 		}
 	}
@@ -384,9 +384,12 @@ func (e *Evaluator) sleep(d time.Duration) bool {
 	}
 }
 
-func isFetchTimeout(err error) bool {
+// isQuietFetchEnd reports fetch outcomes that are routine: nothing to
+// fetch, and a pin taken over by another replica (the client forgets its
+// pin and the next fetch competes for the partition again).
+func isQuietFetchEnd(err error) bool {
 	return errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, jetstream.ErrNoHeartbeat)
+		errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrPinIDMismatch)
 }
 
 // handle evaluates one message, retrying in place, and dead-letters it
