@@ -114,19 +114,18 @@ func (t *Tokenizer) TokenFor(ctx context.Context, tenant string, k Kind, value s
 // batch collects the vault entries of one tokenization.
 type batch struct {
 	entries []Entry
-	seen    map[storedKey]bool
-	counts  map[string]int
+	counts  [numKinds]int
+	found   bool
 }
 
 func (b *batch) add(k Kind, id, value, subject string) {
-	key := storedKey{kind: string(k), id: id, subject: subject}
-	if b.seen == nil {
-		b.seen = map[storedKey]bool{}
+	// Linear dedup: a message holds a handful of values.
+	for i := range b.entries {
+		e := &b.entries[i]
+		if e.TokenID == id && e.Kind == k && e.Subjects[0] == subject {
+			return
+		}
 	}
-	if b.seen[key] {
-		return
-	}
-	b.seen[key] = true
 	b.entries = append(b.entries, Entry{Kind: k, TokenID: id, Value: value, Subjects: []string{subject}})
 }
 
@@ -156,10 +155,10 @@ func (t *Tokenizer) replace(det *Detector, key *tokenHasher, text string, fs []F
 			subject = f.Subject
 		}
 		b.add(f.Kind, id, raw, subject)
-		if b.counts == nil {
-			b.counts = map[string]int{}
+		if i := kindIndex(f.Kind); i >= 0 {
+			b.counts[i]++
+			b.found = true
 		}
-		b.counts[string(f.Kind)]++
 	}
 	sb.WriteString(text[prev:])
 	return sb.String()
@@ -252,12 +251,14 @@ func (t *Tokenizer) TokenizeMessage(ctx context.Context, m *vigil.Message) error
 	for i := range m.Participants {
 		m.Participants[i].DisplayName = names[i]
 	}
-	if len(b.counts) > 0 {
+	if b.found {
 		if m.PII == nil {
-			m.PII = make(map[string]int, len(b.counts))
+			m.PII = make(map[string]int)
 		}
-		for k, n := range b.counts {
-			m.PII[k] += n
+		for i, n := range b.counts {
+			if n > 0 {
+				m.PII[string(allKinds[i])] += n
+			}
 		}
 	}
 	m.Subjects = appendSubjects(m.Subjects, m.Sender.ID)
@@ -288,8 +289,10 @@ func (t *Tokenizer) count(b *batch) {
 	if t.metrics == nil {
 		return
 	}
-	for k, n := range b.counts {
-		t.metrics.Findings.WithLabelValues(k).Add(float64(n))
+	for i, n := range b.counts {
+		if n > 0 {
+			t.metrics.Findings.WithLabelValues(string(allKinds[i])).Add(float64(n))
+		}
 	}
 }
 
