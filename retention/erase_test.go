@@ -503,3 +503,40 @@ func TestBadAdminInput(t *testing.T) {
 }
 
 func itoa(u uint64) string { return strconv.FormatUint(u, 10) }
+
+// TestEraseVaultOnlySubject: a subject known only to the vault (tokenized,
+// never archived) is erased by shredding; an unbounded tenant hold covers
+// the vault too.
+func TestEraseVaultOnlySubject(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	m := &vigil.Message{ID: "m-dave", Tenant: tenant, ConversationID: "c7", Sender: vigil.Participant{ID: "dave", DisplayName: "Dave Dealer"},
+		Text: "dave@example.net", SentAt: now, ReceivedAt: now}
+	if err := e.tok.TokenizeMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	toks := []string{}
+	for _, tk := range pii.FindTokens(m.Text + m.Sender.DisplayName) {
+		toks = append(toks, tk.String())
+	}
+	req := retention.EraseRequest{Tenant: tenant, Subject: "dave", Ref: "REQ-D", Actor: "dpo", Reason: "Art. 17"}
+
+	hold(retention.HoldRequest{Scope: warehouse.HoldScopeTenant})(t, e)
+	if _, err := e.svc.Erase(ctx, req); !errors.Is(err, retention.ErrUnderLegalHold) {
+		t.Fatalf("Erase under a tenant hold = %v, want ErrUnderLegalHold", err)
+	}
+	if err := e.detokenizeAll(t, toks); err != nil {
+		t.Fatalf("after refusal Detokenize = %v, want values", err)
+	}
+	release("CASE-1")(t, e)
+	cert, err := e.svc.Erase(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.Outcome != retention.OutcomeErased || cert.Found.Tokens != len(toks) || cert.Found.MessagesSent != 0 {
+		t.Fatalf("certificate %+v, want erased with %d tokens and no messages", cert, len(toks))
+	}
+	if err := e.detokenizeAll(t, toks); !errors.Is(err, pii.ErrSubjectShredded) {
+		t.Errorf("after erasure Detokenize = %v, want ErrSubjectShredded", err)
+	}
+}

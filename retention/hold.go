@@ -162,7 +162,10 @@ func holdsCovering(holds []Hold, subject string, msgs []warehouse.MessageRef) []
 		if !h.Active() {
 			continue
 		}
-		if h.Scope == warehouse.HoldScopeSubject && h.Subject == subject && h.From.IsZero() && h.To.IsZero() {
+		// Unbounded tenant and subject holds also cover the vault values,
+		// whether or not any archived message is linked.
+		unbounded := h.From.IsZero() && h.To.IsZero()
+		if unbounded && (h.Scope == warehouse.HoldScopeTenant || h.Scope == warehouse.HoldScopeSubject && h.Subject == subject) {
 			seen[h.CaseID] = true
 			continue
 		}
