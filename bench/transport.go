@@ -223,6 +223,10 @@ func (c *httpClient) send(ctx context.Context, msgs []*Message) ([]Ack, error) {
 
 func (c *httpClient) close() error { return nil }
 
+// maxRetryAfterSeconds clamps a parsed Retry-After (one day); Run caps the
+// wait further at DefaultMaxRetryAfter.
+const maxRetryAfterSeconds = 86400
+
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
@@ -230,10 +234,11 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
+		// Clamp before converting: a huge value overflows time.Duration.
+		return time.Duration(min(s, maxRetryAfterSeconds)) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxRetryAfterSeconds*time.Second)
 	}
 	return 0
 }
