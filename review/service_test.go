@@ -338,3 +338,45 @@ func TestConversationContext(t *testing.T) {
 		t.Errorf("other tenant's context = %d, want 404", st)
 	}
 }
+
+func TestTwoReplicasFoldIntoOneAlert(t *testing.T) {
+	e := newEnv(t, testConfig())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A second replica shares the durable consumer: verdicts of one
+	// conversation are split between the two and folded with CAS.
+	second, err := review.New(ctx, e.bus, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close(ctx)
+	const n = 60
+	now := time.Now().UTC()
+	for i := range n {
+		m := &vigil.Message{ID: fmt.Sprintf("m-rep-%d", i), Tenant: "acme", ConversationID: "conv-noisy", SentAt: now}
+		e.verdict(m, "r1", vigil.SeverityHigh, vigil.ActionAlert, 1)
+	}
+	ann := workflow.Principal{Name: "ann", Tenant: "acme", Role: workflow.RoleReviewer}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		pg1, _ := e.svc.Queue(ctx, ann, workflow.Filter{State: workflow.StateAll})
+		pg2, _ := second.Queue(ctx, ann, workflow.Filter{State: workflow.StateAll})
+		if pg1.Total == 1 && pg2.Total == 1 && pg1.Alerts[0].Count == n && pg2.Alerts[0].Count == n {
+			break
+		}
+		if pg1.Total > 1 || pg2.Total > 1 {
+			t.Fatalf("replicas opened %d and %d alerts, want 1", pg1.Total, pg2.Total)
+		}
+		if time.Now().After(deadline) {
+			c := 0
+			if pg1.Total == 1 {
+				c = pg1.Alerts[0].Count
+			}
+			t.Fatalf("alert count = %d, want %d", c, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
