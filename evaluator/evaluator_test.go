@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/bus"
@@ -298,5 +299,77 @@ func TestNewInvalid(t *testing.T) {
 				t.Fatalf("New = %v, want ErrInvalidOption", err)
 			}
 		})
+	}
+}
+
+// TestTwoReplicasHandOver runs two evaluators (separate connections, as two
+// vigil serve replicas) on the same partition consumers: one holds the pin
+// and evaluates; when it drains, the other takes over, and every message is
+// evaluated exactly once, in order.
+func TestTwoReplicasHandOver(t *testing.T) {
+	const n = 300
+	cfg := bus.Config{Partitions: 2, Memory: true}
+	r := newRig(t, nil, cfg, nil)
+	nc, err := nats.Connect(r.s.Server.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b2, err := bus.Open(ctx, nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := r.start(t, evaluator.WithWindow(n, 24*time.Hour))
+	second, err := evaluator.New(b2, r.rules, evaluator.WithWindow(n, 24*time.Hour), evaluator.WithLogger(quietLogger()),
+		evaluator.WithFetch(64, 50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = second.Close(context.Background()) })
+
+	var ms []*vigil.Message
+	for i := range n {
+		ms = append(ms, message("handover", i, fmt.Sprintf("message %d", i)))
+	}
+	r.publish(t, ms[:n/2]...)
+	r.waitCount(t, bus.StreamEvaluations, n/4, 10*time.Second)
+	if err := first.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.publish(t, ms[n/2:]...)
+	r.waitSettled(t, n, 10*time.Second)
+
+	seen := map[string]int{}
+	var last uint64
+	for _, e := range records[vigil.Evaluation](t, r, bus.StreamEvaluations) {
+		seen[e.MessageID]++
+		if e.StreamSequence <= last {
+			t.Fatalf("evaluation of seq %d after seq %d", e.StreamSequence, last)
+		}
+		last = e.StreamSequence
+	}
+	if len(seen) != n {
+		t.Fatalf("%d messages evaluated, want %d", len(seen), n)
+	}
+	w, err := evaluator.NewWindow(r.b.ContextKV(), n, 24*time.Hour, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := w.Messages(ctx, "acme", "handover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range entries {
+		if want := ms[i].ID; e.Message.ID != want {
+			t.Fatalf("window entry %d = %s, want %s", i, e.Message.ID, want)
+		}
+	}
+	if len(entries) != n {
+		t.Fatalf("window holds %d messages, want %d", len(entries), n)
 	}
 }
