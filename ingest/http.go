@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -18,6 +17,12 @@ import (
 //
 // Errors are JSON {"error": "...", "field": "...", "status": N}; 429 and
 // 503 carry Retry-After.
+//
+// The caller's http.Server may set ReadHeaderTimeout, ReadTimeout and
+// WriteTimeout: net/http clears a connection's deadlines when the
+// WebSocket handshake hijacks it (TestWSOutlivesServerTimeouts), and a
+// session's liveness is enforced by pings and the idle timeout instead.
+// Request bodies are bounded by MaxRequestBytes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/messages", s.handleOne)
@@ -80,10 +85,6 @@ func (s *Server) readBody(r *http.Request) ([]byte, *Error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxRequestBytes+1))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Msg: "request too large"}
-		}
 		return nil, badRequest("", "could not read request body")
 	}
 	if int64(len(body)) > s.cfg.MaxRequestBytes {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -273,5 +274,28 @@ func waitGauge(t *testing.T, g prometheus.Gauge, want float64, deadline time.Tim
 			t.Fatalf("gauge = %v, want %v", testutil.ToFloat64(g), want)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestWSOutlivesServerTimeouts(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	// An http.Server with short read/write timeouts, as a caller might set.
+	hs := httptest.NewUnstartedServer(e.srv.Handler())
+	hs.Config.ReadTimeout = 200 * time.Millisecond
+	hs.Config.WriteTimeout = 200 * time.Millisecond
+	hs.Start()
+	defer hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h := http.Header{"Authorization": {"Bearer " + tokenAcme}}
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/v1/ws", &websocket.DialOptions{HTTPHeader: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	time.Sleep(500 * time.Millisecond) // past both timeouts
+	writeFrame(t, c, mustJSON(t, wireMsg("late", "acme", "c", "still here")))
+	if f := readFrame(t, c); f.Type != ingest.FrameAck || f.ID != "late" {
+		t.Fatalf("frame after server timeouts = %+v", f)
 	}
 }
