@@ -373,3 +373,32 @@ func TestTwoReplicasHandOver(t *testing.T) {
 		t.Fatalf("window holds %d messages, want %d", len(entries), n)
 	}
 }
+
+func TestConfigOptions(t *testing.T) {
+	s := bustest.New(t)
+	b := s.Bus(t, bus.Config{Partitions: 2, Memory: true})
+	holder, err := evaluator.NewRules(loadRules(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		cfg     evaluator.Config
+		wantErr error
+	}{
+		{"zero config is all defaults", evaluator.Config{}, nil},
+		{"every field", evaluator.Config{Durable: "ev2", Partitions: []int{1}, WindowMessages: 5, WindowDuration: time.Minute,
+			WindowCacheSize: 10, Lanes: 2, FetchBatch: 10, FetchWait: time.Second, MessageTimeout: time.Second,
+			MaxAttempts: 1, Tier2Workers: 1, Tier2Timeout: time.Second}, nil},
+		{"negative window", evaluator.Config{WindowMessages: -1}, evaluator.ErrInvalidOption},
+		{"partition outside the bus", evaluator.Config{Partitions: []int{5}}, evaluator.ErrInvalidOption},
+		{"negative lanes", evaluator.Config{Lanes: -2}, evaluator.ErrInvalidOption},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := evaluator.New(b, holder, tc.cfg.Options()...); !errors.Is(err, tc.wantErr) {
+				t.Fatalf("New(%+v) = %v, want %v", tc.cfg, err, tc.wantErr)
+			}
+		})
+	}
+}
