@@ -89,7 +89,8 @@ type Evaluator struct {
 // caller opens and closes r (its watchers) itself. Options:
 // [WithWindow], [WithWindowCacheSize], [WithDurable], [WithPartitions],
 // [WithFetch], [WithMessageTimeout], [WithMaxAttempts], [WithClassifier],
-// [WithTier2], [WithWebhooks], [WithLogger], [WithMetrics]. It returns
+// [WithTier2], [WithWebhooks], [WithLogger], [WithMetrics]; [Config.Options]
+// builds the serialisable ones from a [Config]. It returns
 // ErrInvalidOption for a nil bus or rules, a bad option, or a partition
 // the bus does not have.
 func New(b Bus, r *Rules, opts ...Option) (*Evaluator, error) {
