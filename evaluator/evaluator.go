@@ -88,7 +88,7 @@ type Evaluator struct {
 // New returns an evaluator reading from b with the rule sets of r; the
 // caller opens and closes r (its watchers) itself. Options:
 // [WithWindow], [WithWindowCacheSize], [WithDurable], [WithPartitions],
-// [WithFetch], [WithMessageTimeout], [WithMaxAttempts], [WithClassifier],
+// [WithFetch], [WithLanes], [WithMessageTimeout], [WithMaxAttempts], [WithClassifier],
 // [WithTier2], [WithWebhooks], [WithLogger], [WithMetrics]; [Config.Options]
 // builds the serialisable ones from a [Config]. It returns
 // ErrInvalidOption for a nil bus or rules, a bad option, or a partition
