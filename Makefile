@@ -11,10 +11,13 @@ BIN := bin/vigil
 DATA ?= ./data
 TEST_TIMEOUT ?= 10m
 
-.PHONY: deps build run test test-long bench lint fuzz clean
+.PHONY: deps browser build run test test-long bench lint fuzz clean
 
 deps: ## Fetch libchdb.so (pinned, verified) and tools that are not Go modules.
 	@scripts/deps.sh
+
+browser: ## Install Debian chromium for the console's browser tests (if missing).
+	@scripts/chromium.sh
 
 build: ## Build bin/vigil.
 	go build -o $(BIN) ./cmd/vigil
@@ -22,11 +25,11 @@ build: ## Build bin/vigil.
 run: deps build ## Start vigil dev (embedded NATS + ClickHouse) with a gentle sample.
 	$(BIN) dev --data $(DATA)
 
-test: deps ## Unit, integration and conformance tests with -race, and the rule packs.
+test: deps browser ## Unit, integration and conformance tests with -race, and the rule packs.
 	go test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	go run ./cmd/vigil rules test rules/packs/...
 
-test-long: deps ## Slow suites: soak, 50k sessions, cluster failover, long fuzzing.
+test-long: deps browser ## Slow suites: soak, 50k sessions, cluster failover, long fuzzing.
 	go test -race -count=1 -tags long -timeout 60m ./...
 
 bench: deps ## Benchmarks; results are written to bench/results/*.md.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install Debian's Chromium for the review console's browser tests
-# (go test -tags browser ./review/...), if it is not already there.
+# (go test ./review/...), if it is not already there.
 # Idempotent: does nothing when chromium is on PATH or CHROMIUM_PATH is set.
 set -euo pipefail
 
