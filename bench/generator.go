@@ -14,6 +14,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -93,15 +94,15 @@ func (m Mix) validate() error {
 	ws := []float64{m.Advisory, m.Support, m.Gaming, m.Clinic}
 	sum := 0.0
 	for _, w := range ws {
-		if w < 0 {
-			return fmt.Errorf("%w: negative weight", ErrInvalidMix)
+		if !(w >= 0) || math.IsInf(w, 1) { // also NaN
+			return fmt.Errorf("%w: weights must be finite and ≥ 0", ErrInvalidMix)
 		}
 		sum += w
 	}
 	if sum == 0 {
 		return fmt.Errorf("%w: every weight is zero", ErrInvalidMix)
 	}
-	if m.RuleRate < 0 || m.PIIRate < 0 || m.RuleRate+m.PIIRate > 1 {
+	if !(m.RuleRate >= 0) || !(m.PIIRate >= 0) || !(m.RuleRate+m.PIIRate <= 1) { // also NaN
 		return fmt.Errorf("%w: rule_rate and pii_rate must be in 0..1 and sum to at most 1", ErrInvalidMix)
 	}
 	return nil

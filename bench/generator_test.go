@@ -109,6 +109,9 @@ func TestGeneratorInvalid(t *testing.T) {
 		{"negative weight", bench.Mix{Advisory: -1, Gaming: 2}, nil},
 		{"rates above one", bench.Mix{Gaming: 1, RuleRate: 0.7, PIIRate: 0.4}, nil},
 		{"negative rate", bench.Mix{Gaming: 1, PIIRate: -0.1}, nil},
+		{"NaN weight", bench.Mix{Gaming: math.NaN(), Clinic: 1}, nil},
+		{"infinite weight", bench.Mix{Gaming: math.Inf(1)}, nil},
+		{"NaN rate", bench.Mix{Gaming: 1, RuleRate: math.NaN()}, nil},
 		{"bad tenant", bench.DefaultMix, []bench.GeneratorOption{bench.WithTenant("a b")}},
 		{"zero conversations", bench.DefaultMix, []bench.GeneratorOption{bench.WithConversations(0)}},
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -153,8 +154,8 @@ func parseMix(s string) (bench.Mix, error) {
 			return m, fmt.Errorf("want kind=weight, got %q", part)
 		}
 		w, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		if err != nil || w < 0 {
-			return m, fmt.Errorf("weight of %s: want a number ≥ 0, got %q", k, v)
+		if err != nil || !(w >= 0) || math.IsInf(w, 1) {
+			return m, fmt.Errorf("weight of %s: want a finite number ≥ 0, got %q", k, v)
 		}
 		switch bench.Kind(strings.TrimSpace(k)) {
 		case bench.KindAdvisory:

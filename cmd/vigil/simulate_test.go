@@ -143,3 +143,23 @@ func TestSimulateInterrupted(t *testing.T) {
 		t.Errorf("summary missing or failures after interrupt:\n%s", stdout.String())
 	}
 }
+
+func FuzzParseMix(f *testing.F) {
+	for _, s := range []string{"advisory=4,support=3,gaming=2,clinic=1", "gaming=1", "", "clinic=-1", "advisory=1e308,poker=2", "=,=", "support=NaN"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) > 512 {
+			return
+		}
+		m, err := parseMix(s)
+		if err != nil {
+			return
+		}
+		for _, w := range []float64{m.Advisory, m.Support, m.Gaming, m.Clinic} {
+			if !(w >= 0) { // also rejects NaN
+				t.Errorf("parseMix(%q) accepted weight %v", s, w)
+			}
+		}
+	})
+}
