@@ -47,6 +47,11 @@ const defaultTimeout = 5 * time.Minute
 // process: chDB supports one engine per process. Close the first one.
 var ErrEngineOpen = errors.New("an embedded ClickHouse engine is already open in this process")
 
+// ErrDataDirLocked is returned by [Open] when another process (another
+// `vigil dev`, or a clickhouse-local) runs an engine on the same data
+// directory: ClickHouse holds a lock on its "status" file.
+var ErrDataDirLocked = errors.New("embedded ClickHouse data directory is in use by another process")
+
 // ErrClosed is returned by calls on an [Engine] after [Engine.Close].
 var ErrClosed = errors.New("embedded ClickHouse engine is closed")
 
@@ -132,11 +137,14 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 			return nil, fmt.Errorf("create data dir: %w", err)
 		}
+		if err := checkDataDirFree(cfg.DataDir); err != nil {
+			return nil, err
+		}
 		args = append(args, "--path="+cfg.DataDir)
 	}
 	// chDB installs handlers for SIGSEGV, SIGINT, SIGTERM… by default, which
-	// steals them from the Go runtime (nil-pointer panics turn into
-	// ClickHouse crash reports, Ctrl-C stops working). Go keeps them.
+	// steals them from the Go runtime: a Go nil dereference then hangs in
+	// chDB's crash handler instead of panicking. Go keeps them.
 	l.setSignalHandlers(0)
 	argv, pin := cArgs(args)
 	connp := l.connect(int32(len(args)), &argv[0])

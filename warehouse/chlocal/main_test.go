@@ -19,8 +19,9 @@ import (
 // The package shares one engine and one HTTP server (chDB runs one engine
 // per process); tests isolate themselves in databases with random names.
 var (
-	testEngine *chlocal.Engine
-	testServer *chlocal.Server
+	testEngine  *chlocal.Engine
+	testServer  *chlocal.Server
+	testDataDir string
 )
 
 func TestMain(m *testing.M) {
@@ -37,6 +38,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	testDataDir = dir
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	testEngine, err = chlocal.Open(ctx, chlocal.Config{DataDir: dir})

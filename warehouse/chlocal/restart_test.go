@@ -2,6 +2,7 @@ package chlocal_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -41,6 +42,19 @@ func TestPersistsAcrossRestart(t *testing.T) {
 	}
 }
 
+// TestDataDirLockedByAnotherProcess opens, in a child process, the data
+// directory the shared engine of this process uses.
+func TestDataDirLockedByAnotherProcess(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envChildLife+"=locked", envChildDir+"="+testDataDir)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "life locked ok") {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+}
+
 // runChildLife is one life of TestPersistsAcrossRestart; it returns the exit
 // code.
 func runChildLife(life string) int {
@@ -73,6 +87,16 @@ func childLife(life, dir string) error {
 		return nil
 	case "read":
 		return withEngine(ctx, dir, func(conn clickhouse.Conn) error { return checkEvents(ctx, conn) })
+	case "locked":
+		e, err := chlocal.Open(ctx, chlocal.Config{DataDir: dir})
+		if err == nil {
+			_ = e.Close(ctx)
+			return fmt.Errorf("second process opened a data dir in use")
+		}
+		if !errors.Is(err, chlocal.ErrDataDirLocked) {
+			return fmt.Errorf("Open = %v, want ErrDataDirLocked", err)
+		}
+		return nil
 	}
 	return fmt.Errorf("unknown life %q", life)
 }

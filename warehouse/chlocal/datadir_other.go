@@ -1,0 +1,5 @@
+//go:build !unix
+
+package chlocal
+
+func checkDataDirFree(string) error { return nil }
