@@ -19,6 +19,10 @@ const ChDBVersion = "26.7.3-stable.1"
 // EnvLibPath names the environment variable that overrides the library path.
 const EnvLibPath = "VIGIL_CHDB_LIB"
 
+// LibraryHint says what to do about [ErrLibraryNotFound] and
+// [ErrLibraryInvalid], for a CLI's "Try:" line.
+const LibraryHint = "make deps (or pass --clickhouse clickhouse://… to use a ClickHouse server)"
+
 // hint is appended to library errors: what to run to get a working engine.
 const hint = "run `make deps` to fetch it, or point Vigil at a ClickHouse server with --clickhouse clickhouse://…"
 

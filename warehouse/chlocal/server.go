@@ -11,6 +11,10 @@ import (
 	"time"
 )
 
+// DefaultAddr is where `vigil dev` serves the embedded ClickHouse's HTTP
+// interface: loopback only (there is no authentication), ClickHouse's port.
+const DefaultAddr = "127.0.0.1:8123"
+
 // Server serves an [Engine]'s HTTP interface on a TCP listener. It owns the
 // listener and the serving goroutine; [Server.Close] stops both.
 type Server struct {
