@@ -124,9 +124,9 @@ func (c RunConfig) withDefaults() (RunConfig, error) {
 	if c.Tenant == "" {
 		c.Tenant = DefaultTenant
 	}
-	if c.Rate < 0 || c.Sessions < 0 || c.Duration < 0 || c.Count < 0 || c.Batch < 0 || c.MaxRetries < -1 ||
+	if !(c.Rate >= 0) || c.Sessions < 0 || c.Duration < 0 || c.Count < 0 || c.Batch < 0 || c.MaxRetries < -1 ||
 		c.RequestTimeout < 0 || c.VerdictWait < 0 || c.ConversationsPerSession < 0 {
-		return c, fmt.Errorf("%w: negative value", ErrInvalidConfig)
+		return c, fmt.Errorf("%w: negative (or NaN) value", ErrInvalidConfig)
 	}
 	if c.Sessions == 0 {
 		c.Sessions = DefaultSessions

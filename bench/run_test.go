@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -303,6 +304,8 @@ func TestRunConfigInvalid(t *testing.T) {
 		{"unknown transport", bench.RunConfig{Transport: "smoke", Target: "http://x"}, bench.ErrInvalidConfig},
 		{"nats without URL", bench.RunConfig{Transport: bench.TransportNATS}, bench.ErrInvalidConfig},
 		{"negative rate", bench.RunConfig{Target: "http://x", Rate: -1}, bench.ErrInvalidConfig},
+		{"NaN rate", bench.RunConfig{Target: "http://x", Rate: math.NaN()}, bench.ErrInvalidConfig},
+		{"negative sessions", bench.RunConfig{Target: "http://x", Sessions: -2}, bench.ErrInvalidConfig},
 		{"bad mix", bench.RunConfig{Target: "http://x", Mix: bench.Mix{RuleRate: 2}}, bench.ErrInvalidMix},
 	}
 	for _, tc := range tests {
