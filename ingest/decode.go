@@ -133,8 +133,7 @@ func jsonError(err error) *Error {
 	var synErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		return badRequest(field, "wrong JSON type: want "+typeErr.Type.String())
+		return badRequest(safeField(typeErr.Field), "wrong JSON type: want "+typeErr.Type.String())
 	case errors.As(err, &synErr):
 		return badRequest("", fmt.Sprintf("malformed JSON at offset %d", synErr.Offset))
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -144,9 +143,46 @@ func jsonError(err error) *Error {
 		if f, uerr := strconv.Unquote(name); uerr == nil {
 			name = f
 		}
-		return badRequest(name, "unknown field")
+		return badRequest(unknownFieldName(name), "unknown field")
 	}
 	return badRequest("", "malformed JSON")
+}
+
+// knownFields are the JSON names of the request schema.
+var knownFields = map[string]bool{
+	"id": true, "tenant": true, "conversation_id": true, "sender": true, "participants": true,
+	"channel": true, "text": true, "sent_at": true, "attachments": true, "metadata": true,
+	"display_name": true, "role": true, "name": true, "content_type": true, "size_bytes": true,
+}
+
+// safeField keeps the leading segments of a JSON field path that are
+// schema names, dropping everything from the first client-chosen key (a
+// metadata key) on, so personal data put into a JSON key is never echoed
+// back or logged.
+func safeField(path string) string {
+	segs := strings.Split(path, ".")
+	for i, seg := range segs {
+		if !knownFields[seg] {
+			return strings.Join(segs[:i], ".")
+		}
+	}
+	return path
+}
+
+// unknownFieldName returns an unknown key for the error only when it looks
+// like a schema-style name (lower-case letters, digits, '_', ≤ 32 bytes),
+// never a value a client put into a key.
+func unknownFieldName(key string) string {
+	if key == "" || len(key) > 32 {
+		return ""
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return ""
+		}
+	}
+	return key
 }
 
 // invalidUTF8Field names the JSON object key whose string value holds the
@@ -171,7 +207,7 @@ func invalidUTF8Field(body []byte) string {
 		if len(k) >= 2 && k[len(k)-1] == '"' {
 			start := bytes.LastIndexByte(k[:len(k)-1], '"')
 			if start >= 0 {
-				return string(k[start+1 : len(k)-1])
+				return safeField(string(k[start+1 : len(k)-1]))
 			}
 		}
 		prefix = prefix[:colon]
