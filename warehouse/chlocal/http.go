@@ -43,7 +43,11 @@ type handler struct{ e *Engine }
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	e := h.e
-	switch r.URL.Path {
+	path := r.URL.Path
+	if (path == "/" || path == "") && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !r.URL.Query().Has("query") {
+		path = "/ping" // ClickHouse answers a bare GET / with its default "Ok.\n"
+	}
+	switch path {
 	case "/ping", "/replicas_status":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

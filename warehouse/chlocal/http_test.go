@@ -211,14 +211,24 @@ func TestInsertSummary(t *testing.T) {
 }
 
 func TestPing(t *testing.T) {
-	resp, err := http.Get("http://" + testServer.Addr() + "/ping")
+	for _, path := range []string{"/ping", "/", "/replicas_status"} {
+		resp, err := http.Get("http://" + testServer.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "Ok.\n" {
+			t.Fatalf("GET %s = %d %q, want 200 \"Ok.\\n\"", path, resp.StatusCode, b)
+		}
+	}
+	resp, err := http.Get("http://" + testServer.Addr() + "/nope")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || string(b) != "Ok.\n" {
-		t.Fatalf("GET /ping = %d %q, want 200 \"Ok.\\n\"", resp.StatusCode, b)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("GET /nope = %d, want 404", resp.StatusCode)
 	}
 }
 
