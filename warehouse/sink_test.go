@@ -37,7 +37,7 @@ func publishN(t *testing.T, b *bus.Bus, from, to int) {
 	for i := from; i < to; i++ {
 		m := &vigil.Message{
 			ID: fmt.Sprintf("m-%06d", i), Tenant: "acme", ConversationID: fmt.Sprintf("c-%d", i%17),
-			Sender: vigil.Participant{ID: "u1", DisplayName: "⟦NAME:0011⟧", Role: "advisor"},
+			Sender:  vigil.Participant{ID: "u1", DisplayName: "⟦NAME:0011⟧", Role: "advisor"},
 			Channel: "teams", Text: fmt.Sprintf("message %d", i),
 			SentAt: base.Add(time.Duration(i) * time.Millisecond), ReceivedAt: base.Add(time.Duration(i)*time.Millisecond + time.Microsecond),
 			PII: map[string]int{"email": 1}, Subjects: []string{"u1"},

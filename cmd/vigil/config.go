@@ -22,11 +22,6 @@ func envName(flagName string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// yamlKey returns the config-file key mirroring flag name.
-func yamlKey(flagName string) string {
-	return strings.ReplaceAll(flagName, "-", "_")
-}
-
 // fileConfig is what a --config YAML file may hold besides flag values.
 type fileConfig struct {
 	// Tokens maps bearer tokens to the tenant they may write.
