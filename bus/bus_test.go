@@ -197,6 +197,14 @@ func testPublishBatch(t *testing.T, cfg bus.Config) {
 			t.Fatalf("repeat ack %d = %+v, want duplicate of %d", i, again[i], acks[i].Sequence)
 		}
 	}
+	// The same id twice inside one batch is stored once.
+	twice, err := b.PublishMessages(ctx, []*vigil.Message{msg("twin", "t", "c", "x"), msg("twin", "t", "c", "x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if twice[0].Duplicate || !twice[1].Duplicate || twice[0].Sequence != twice[1].Sequence {
+		t.Fatalf("acks for an id repeated in a batch = %+v", twice)
+	}
 	// An invalid record refuses the whole batch before anything is sent.
 	bad := append([]*vigil.Message{msg("new", "t", "c", "x")}, msg("", "t", "c", "x"))
 	if _, err := b.PublishMessages(ctx, bad); !errors.Is(err, bus.ErrInvalidRecord) {
@@ -204,8 +212,8 @@ func testPublishBatch(t *testing.T, cfg bus.Config) {
 	}
 	st, _ := s.JS.Stream(ctx, bus.StreamMessages)
 	info, _ := st.Info(ctx)
-	if info.State.Msgs != 1210 {
-		t.Fatalf("MESSAGES holds %d, want 1210", info.State.Msgs)
+	if info.State.Msgs != 1211 {
+		t.Fatalf("MESSAGES holds %d, want 1211", info.State.Msgs)
 	}
 }
 
