@@ -127,6 +127,10 @@ func TestBatchInsertTypedRoundTrip(t *testing.T) {
 				t.Fatalf("count() after insert = %d, want %d", got, rows)
 			}
 
+			var serverTZ string
+			if err := conn.QueryRow(ctx, "SELECT timezone()").Scan(&serverTZ); err != nil {
+				t.Fatal(err)
+			}
 			r, err := conn.Query(ctx, "SELECT id, ts, local_ts, tokyo_ts, kind, attrs, tags, note, uid, ver FROM events ORDER BY id")
 			if err != nil {
 				t.Fatalf("select: %v", err)
@@ -140,6 +144,9 @@ func TestBatchInsertTypedRoundTrip(t *testing.T) {
 				}
 				if err := sameEvent(makeEvent(i), got); err != nil {
 					t.Fatalf("row %d: %v", i, err)
+				}
+				if i == 0 && got.LocalTS.Location().String() != serverTZ {
+					t.Fatalf("local_ts location = %s, want the server time zone %s", got.LocalTS.Location(), serverTZ)
 				}
 				i++
 			}
