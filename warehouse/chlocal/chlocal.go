@@ -103,8 +103,10 @@ var (
 
 // Open loads libchdb.so (see [Config.LibPath]) and starts the engine on
 // cfg.DataDir. It returns an error wrapping [ErrLibraryNotFound] or
-// [ErrLibraryInvalid] when the library is missing or unusable, and
-// [ErrEngineOpen] when this process already has an open Engine.
+// [ErrLibraryInvalid] when the library is missing or unusable (the message
+// says to run `make deps`), [ErrEngineOpen] when this process already has an
+// open Engine, and [ErrDataDirLocked] when another process runs an engine on
+// cfg.DataDir.
 func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	log := cfg.Logger
 	if log == nil {
