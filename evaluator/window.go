@@ -25,6 +25,14 @@ const (
 	DefaultWindowCacheSize = 10_000
 	// DefaultWindowCASAttempts bounds compare-and-set attempts per append.
 	DefaultWindowCASAttempts = 8
+	// MaxWindowBytes bounds a window's stored size (well under NATS's
+	// default 1 MiB payload limit): the oldest entries are dropped first, so
+	// a conversation of long messages keeps a shorter context instead of
+	// failing its KV update.
+	MaxWindowBytes = 256 << 10
+	// windowEntryOverhead approximates an entry's encoded size besides its
+	// text.
+	windowEntryOverhead = 160
 )
 
 // windowKeyPrefix starts every window key in the context bucket.
@@ -274,6 +282,15 @@ func (w *Window) insert(st windowState, e WindowEntry) windowState {
 	}
 	cutoff := newest.Add(-w.maxAge)
 	drop := max(len(entries)-(w.maxMessages+1), 0)
+	// Drop more of the oldest entries while the window is too large.
+	size := 0
+	for j := len(entries) - 1; j >= drop; j-- {
+		size += entrySize(entries[j])
+		if size > MaxWindowBytes {
+			drop = j + 1
+			break
+		}
+	}
 	for j, x := range entries {
 		if j < drop || x.Message.SentAt.Before(cutoff) {
 			out.FloorSeq = max(out.FloorSeq, x.Seq)
@@ -308,6 +325,12 @@ func (w *Window) load(ctx context.Context, key string, fresh bool) (*cachedWindo
 func (w *Window) store(cw *cachedWindow) { w.cache.put(cw.key, cw) }
 
 func (w *Window) forget(key string) { w.cache.remove(key) }
+
+// entrySize approximates e's encoded size.
+func entrySize(e WindowEntry) int {
+	m := &e.Message
+	return windowEntryOverhead + len(m.Text) + len(m.ID) + len(m.Sender.ID) + len(m.Sender.DisplayName) + len(m.Sender.Role) + len(m.Channel) + 16*len(m.PII)
+}
 
 // windowMessage is the part of m a window keeps: what rules read.
 func windowMessage(m *vigil.Message) vigil.Message {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,6 +141,36 @@ func TestWindowAppend(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestWindowBoundedBytes(t *testing.T) {
+	s := bustest.New(t)
+	kv := newBucket(t, s)
+	w, err := evaluator.NewWindow(kv, 1000, time.Hour, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 60 messages of 16 KiB: far over NATS's 1 MiB payload limit if kept.
+	big := strings.Repeat("x", 16<<10)
+	var got []vigil.Message
+	for i := 1; i <= 60; i++ {
+		m := msgAt("c", i, t0.Add(time.Duration(i)*time.Second))
+		m.Text = big
+		if got, err = w.Append(context.Background(), m, uint64(i)); err != nil {
+			t.Fatalf("Append(%d): %v", i, err)
+		}
+	}
+	entries, err := w.Messages(context.Background(), "acme", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxN := evaluator.MaxWindowBytes / (16 << 10)
+	if len(entries) > maxN || len(entries) < maxN-2 || entries[len(entries)-1].Seq != 60 {
+		t.Fatalf("window holds %d entries ending at seq %d, want about %d ending at 60", len(entries), entries[len(entries)-1].Seq, maxN)
+	}
+	if len(got) == 0 || got[len(got)-1].ID != "c-m59" {
+		t.Fatalf("context of the last message ends %v, want c-m59", ids(got))
 	}
 }
 
