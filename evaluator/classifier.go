@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 )
@@ -45,6 +46,20 @@ const (
 
 // LabelNone is the label a classifier answers when no label applies.
 const LabelNone = "none"
+
+// MaxReasonBytes bounds the classifier's reason kept on a verdict.
+const MaxReasonBytes = 256
+
+// truncateUTF8 cuts s to at most n bytes without splitting a rune.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
 
 // Classifier protocols.
 const (
@@ -334,6 +349,7 @@ func (c *Classifier) attempt(ctx context.Context, url string, body []byte, req C
 	if res.Confidence < 0 || res.Confidence > 1 {
 		return Classification{}, false, fmt.Errorf("%w: confidence %v outside [0, 1]", ErrClassifier, res.Confidence)
 	}
+	res.Reason = truncateUTF8(res.Reason, MaxReasonBytes)
 	return res, false, nil
 }
 

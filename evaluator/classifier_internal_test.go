@@ -31,3 +31,21 @@ func FuzzClassifierDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestTruncateUTF8(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"abcdef", 3, "abc"},
+		{"héllo", 2, "h"}, // é is two bytes: never split
+		{"héllo", 3, "hé"},
+	}
+	for _, tc := range tests {
+		if got := truncateUTF8(tc.in, tc.n); got != tc.want {
+			t.Errorf("truncateUTF8(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}
