@@ -1033,7 +1033,9 @@ func (sc *scanner) upper(i int) int {
 		return sc.alnumAccount(i)
 	}
 	if gluedAfterName(s, j) {
-		return j
+		// Part of an identifier (John.Smith2, anna_b): skip all of it, so
+		// its tail is not read as a value of its own.
+		return skipIdent(s, j)
 	}
 	w := s[i:j]
 	if isHonorific(w) {
@@ -1124,8 +1126,11 @@ func (sc *scanner) lowerName(i int) int {
 		return skipWord(s, i+1)
 	}
 	j := nameWordEnd(s, i)
-	if n := j - i; n < minLowerName || n >= 64 || sc.lowerLens[s[i]-'a']&(1<<n) == 0 || gluedAfterName(s, j) {
+	if n := j - i; n < minLowerName || n >= 64 || sc.lowerLens[s[i]-'a']&(1<<n) == 0 {
 		return max(j, i+1)
+	}
+	if gluedAfterName(s, j) {
+		return skipIdent(s, j)
 	}
 	if end, ok := sc.dirNameConf(i, j, 0.7, 0.85); ok {
 		return end
