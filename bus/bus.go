@@ -34,8 +34,9 @@ var (
 	// reached its limits (discard new) or the server is out of storage.
 	// Nothing was stored; the caller should answer 503 and retry later.
 	ErrStreamFull = errors.New("bus: stream full")
-	// ErrBusy is returned when too many asynchronous publishes are in
-	// flight. Nothing was stored; answer 429/503 and retry later.
+	// ErrBusy is returned when the window of asynchronous publishes
+	// (Config.AsyncMaxPending) stayed full until the publish deadline.
+	// That message was not sent; answer 429 and retry later.
 	ErrBusy = errors.New("bus: too many publishes in flight")
 	// ErrPublishTimeout is returned when no PubAck arrived in time. The
 	// message may or may not be stored; retrying with the same id is safe

@@ -190,12 +190,21 @@ func (b *Bus) PublishMessages(ctx context.Context, ms []*vigil.Message) ([]Ack, 
 // publishAsync publishes each message asynchronously and waits for all
 // PubAcks, filling acks and errs.
 func (b *Bus) publishAsync(ctx context.Context, subjects, ids []string, datas [][]byte, acks []Ack, errs []error) {
+	deadline, _ := ctx.Deadline() // set by PublishMessages
 	futs := make([]jetstream.PubAckFuture, len(datas))
 	for i := range datas {
 		msg := &nats.Msg{Subject: subjects[i], Data: datas[i], Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, ids[i])
 		msg.Header.Set(jetstream.ExpectedStreamHeader, StreamMessages)
-		f, err := b.js.PublishMsgAsync(msg)
+		// A full window waits for room until the deadline rather than the
+		// client's 200 ms default: a slow server delays the batch, and only
+		// a deadline miss fails it (ErrBusy).
+		stall := time.Until(deadline)
+		if stall <= 0 {
+			errs[i] = b.mapErr(context.DeadlineExceeded)
+			continue
+		}
+		f, err := b.js.PublishMsgAsync(msg, jetstream.WithStallWait(stall))
 		if err != nil {
 			errs[i] = b.mapErr(err)
 			continue
