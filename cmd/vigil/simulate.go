@@ -51,7 +51,6 @@ Exit codes:
 
 func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flagSet("simulate", simulateUsage, stdout)
-	fs.String("config", "", "YAML config file (keys are flag names in snake_case).")
 	target := fs.String("target", DefaultSimulateTarget, "Base URL of Vigil's HTTP API (http and ws transports).")
 	transport := fs.String("transport", string(bench.TransportHTTP), "How to send: http, ws or nats.")
 	natsURL := fs.String("nats", DefaultNATSURL, "NATS server URL (nats transport).")
@@ -59,6 +58,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	sessions := fs.Int("sessions", bench.DefaultSessions, "Concurrent senders (HTTP clients, WebSocket sessions or NATS requesters).")
 	duration := fs.Duration("duration", DefaultSimulateDuration, "How long to send; 0 with --count 0 runs until interrupted.")
 	count := fs.Int64("count", 0, "Stop after this many messages (0: no limit).")
+	convs := fs.Int("conversations", bench.DefaultConversationsPerSession, "Conversations each session keeps open (each message goes to one at random).")
 	batch := fs.Int("batch", bench.DefaultBatch, "Messages per request (>1 uses /v1/messages/batch or a JSON array).")
 	tenant := fs.String("tenant", bench.DefaultTenant, "Tenant of the messages (must match the token's tenant).")
 	token := fs.String("token", "", "Bearer token for HTTP and WebSocket (prefer VIGIL_TOKEN).")
@@ -74,6 +74,8 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
+	// No --config: a VIGIL_CONFIG meant for serve must not leak in. Flags
+	// still fall back to VIGIL_* variables (VIGIL_NATS, VIGIL_TOKEN…).
 	if _, err := applyConfig(fs, lookupEnv); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\nTry: vigil simulate --help\n", err)
 		return exitUsage
@@ -96,7 +98,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	cfg := bench.RunConfig{
 		Transport: bench.Transport(*transport), Target: *target, NATSURL: *natsURL, Token: *token,
 		Tenant: *tenant, Rate: *rate, Sessions: *sessions, Duration: *duration, Count: *count,
-		Batch: *batch, Seed: *seed, Mix: m, VerdictWait: *verdictWait, NoVerdicts: *noVerdicts,
+		Batch: *batch, ConversationsPerSession: *convs, Seed: *seed, Mix: m, VerdictWait: *verdictWait, NoVerdicts: *noVerdicts,
 		Logger: logger,
 	}
 	if *wait > 0 && cfg.Transport != bench.TransportNATS {

@@ -163,3 +163,20 @@ func FuzzParseMix(f *testing.F) {
 		}
 	})
 }
+
+// TestSimulateEnv checks that flags fall back to VIGIL_* variables and that
+// a VIGIL_CONFIG meant for `vigil serve` is ignored.
+func TestSimulateEnv(t *testing.T) {
+	target, n := simTarget(t)
+	env := map[string]string{"VIGIL_CONFIG": "/nonexistent/serve.yaml", "VIGIL_TOKEN": "t", "VIGIL_TARGET": target, "VIGIL_COUNT": "5"}
+	old := lookupEnv
+	lookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	t.Cleanup(func() { lookupEnv = old })
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"simulate", "--rate", "0"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if n.Load() != 5 {
+		t.Errorf("%d messages acked, want 5 (VIGIL_COUNT)", n.Load())
+	}
+}
