@@ -59,7 +59,10 @@ type RunConfig struct {
 	// Tenant of every message. Default [DefaultTenant].
 	Tenant string
 	// Rate is the target in messages per second over all sessions, paced
-	// by a token bucket; 0 sends as fast as the sessions can.
+	// by a token bucket; 0 sends as fast as the sessions can. Each session
+	// has one request in flight, so when Sessions / ack latency is below
+	// Rate the run falls behind (compare Result.Rate with TargetRate) and
+	// ack latency, measured per request, does not include that queueing.
 	Rate float64
 	// Sessions is the number of concurrent senders: HTTP clients,
 	// WebSocket sessions or NATS requesters, each with one request in
