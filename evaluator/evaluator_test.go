@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -400,5 +401,67 @@ func TestConfigOptions(t *testing.T) {
 				t.Fatalf("New(%+v) = %v, want %v", tc.cfg, err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestServerRestartMidStream stops the evaluator and the NATS server half-way
+// and starts both again on the same store: consumers, windows and dedup
+// state survive, so nothing is skipped or published twice.
+func TestServerRestartMidStream(t *testing.T) {
+	const convs, per = 5, 40
+	cfg := bus.Config{Partitions: 2, AckWait: time.Second}
+	r := newRig(t, nil, cfg, nil)
+	var ms []*vigil.Message
+	var threats int
+	for i := range per {
+		for c := range convs {
+			text := "nothing to see"
+			if (i+c)%4 == 0 {
+				text = "I'm going to kill you"
+				threats++
+			}
+			ms = append(ms, message(fmt.Sprintf("s%02d", c), i, text))
+		}
+	}
+	r.publish(t, ms...)
+	ev := r.start(t)
+	r.waitCount(t, bus.StreamEvaluations, uint64(len(ms)/3), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ev.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.s.Shutdown()
+
+	s2 := bustest.NewAt(t, filepath.Dir(r.s.StoreDir))
+	r2 := newRig(t, s2, cfg, nil)
+	if got := r2.streamCount(t, bus.StreamEvaluations); got >= uint64(len(ms)) {
+		t.Fatalf("everything was evaluated before the restart (%d); the test needs a mid-stream stop", got)
+	}
+	r2.start(t)
+	r2.waitSettled(t, uint64(len(ms)), 30*time.Second)
+	verdicts := records[vigil.Verdict](t, r2, bus.StreamVerdicts)
+	ids := map[string]bool{}
+	for _, v := range verdicts {
+		ids[v.ID] = true
+	}
+	if len(verdicts) != threats || len(ids) != threats {
+		t.Errorf("VERDICTS holds %d records with %d distinct ids, want %d", len(verdicts), len(ids), threats)
+	}
+	if got := r2.streamCount(t, bus.StreamEvaluations); got != uint64(len(ms)) {
+		t.Errorf("EVALUATIONS holds %d records, want %d", got, len(ms))
+	}
+	w, err := evaluator.NewWindow(r2.b.ContextKV(), 1000, 24*time.Hour, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c := range convs {
+		entries, err := w.Messages(context.Background(), "acme", fmt.Sprintf("s%02d", c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != per {
+			t.Errorf("conversation s%02d window holds %d messages, want %d", c, len(entries), per)
+		}
 	}
 }
