@@ -122,7 +122,7 @@ func New(b Bus, r *Rules, opts ...Option) (*Evaluator, error) {
 	}
 	return &Evaluator{
 		b: b, rules: r, o: o, window: w, m: o.metrics,
-		log:    o.log.With("component", "evaluator"),
+		log:    o.log.With(logKeyComponent, "evaluator"),
 		stop:   make(chan struct{}),
 		closed: make(chan struct{}),
 	}, nil
@@ -167,8 +167,8 @@ func (e *Evaluator) Start(ctx context.Context) error {
 	for i, p := range e.o.partitions {
 		e.parts.Go(func() { e.runPartition(p, cons[i]) })
 	}
-	e.log.Info("evaluator started", "partitions", len(e.o.partitions), "durable", e.o.durable,
-		"ruleset", e.rules.Current().Version())
+	e.log.Info("evaluator started", logKeyPartitions, len(e.o.partitions), logKeyDurable, e.o.durable,
+		logKeyRuleset, e.rules.Current().Version())
 	return nil
 }
 
@@ -215,7 +215,7 @@ func (e *Evaluator) shutdown(ctx context.Context, hard bool) error {
 		close(e.closed)
 		return nil
 	}
-	e.log.Info("evaluator draining", "hard", hard)
+	e.log.Info("evaluator draining", logKeyHard, hard)
 	if hard {
 		e.cancel()
 	}
@@ -266,13 +266,13 @@ func (e *Evaluator) unpin(ctx context.Context) {
 	defer cancel()
 	st, err := j.JetStream().Stream(uctx, bus.StreamMessages)
 	if err != nil {
-		e.log.Warn("unpin partitions failed; the next owner waits for the pin to expire", "err", err)
+		e.log.Warn("unpin partitions failed; the next owner waits for the pin to expire", logKeyErr, err)
 		return
 	}
 	for _, p := range e.o.partitions {
 		name := bus.PartitionConsumerName(e.o.durable, p)
 		if err := st.UnpinConsumer(uctx, name, bus.PartitionPriorityGroup); err != nil {
-			e.log.Warn("unpin partition failed; the next owner waits for the pin to expire", "partition", p, "err", err)
+			e.log.Warn("unpin partition failed; the next owner waits for the pin to expire", logKeyPartition, p, logKeyErr, err)
 		}
 	}
 }
@@ -282,7 +282,7 @@ func (e *Evaluator) unpin(ctx context.Context) {
 // conversation), so a conversation is evaluated in order on one lane while
 // other conversations run on the others.
 func (e *Evaluator) runPartition(p int, cons jetstream.Consumer) {
-	log := e.log.With("partition", p)
+	log := e.log.With(logKeyPartition, p)
 	lanes := make([]chan jetstream.Msg, e.o.lanes)
 	var wg sync.WaitGroup
 	for i := range lanes {
@@ -308,7 +308,7 @@ func (e *Evaluator) runPartition(p int, cons jetstream.Consumer) {
 			if e.ctx.Err() != nil {
 				return
 			}
-			log.Warn("fetch failed", "err", err)
+			log.Warn("fetch failed", logKeyErr, err)
 			if !e.sleep(backoff) {
 				return
 			}
@@ -329,7 +329,7 @@ func (e *Evaluator) runPartition(p int, cons jetstream.Consumer) {
 			}
 		}
 		if err := batch.Error(); err != nil && !isQuietFetchEnd(err) && e.ctx.Err() == nil {
-			log.Warn("fetch ended with error", "err", err)
+			log.Warn("fetch ended with error", logKeyErr, err)
 		}
 	}
 }
@@ -351,7 +351,7 @@ func (e *Evaluator) runLane(log *slog.Logger, ch <-chan jetstream.Msg) {
 				break
 			}
 			if e.ctx.Err() == nil {
-				log.Error("message evaluation failed, retrying in place", "err", err)
+				log.Error("message evaluation failed, retrying in place", logKeyErr, err)
 			}
 			_ = msg.InProgress()
 			if !e.sleep(backoff) {
@@ -464,7 +464,7 @@ func (e *Evaluator) deadLetter(msg jetstream.Msg, seq uint64, reason string, cau
 		return fmt.Errorf("dead-letter seq %d (%s): %w", seq, reason, err)
 	}
 	e.m.DeadLetters.WithLabelValues(reason).Inc()
-	e.log.Warn("message dead-lettered", "seq", seq, "reason", reason, "err", cause)
+	e.log.Warn("message dead-lettered", logKeySeq, seq, logKeyReason, reason, logKeyErr, cause)
 	if err := msg.TermWithReason(reason); err != nil {
 		return fmt.Errorf("terminate seq %d: %w", seq, err)
 	}
@@ -611,11 +611,11 @@ func (e *Evaluator) ruleErrors(m *vigil.Message, err error) {
 		var ee *rules.EvalError
 		if errors.As(err, &ee) {
 			e.m.RuleErrors.WithLabelValues(ee.RuleID).Inc()
-			e.log.Warn("rule failed on message", "rule", ee.RuleID, "kind", ee.Kind, "message", m.ID)
+			e.log.Warn("rule failed on message", logKeyRule, ee.RuleID, logKeyKind, ee.Kind, logKeyMessage, m.ID)
 			continue
 		}
 		e.m.RuleErrors.WithLabelValues("").Inc()
-		e.log.Warn("rule set failed on message", "message", m.ID, "err", err)
+		e.log.Warn("rule set failed on message", logKeyMessage, m.ID, logKeyErr, err)
 	}
 }
 

@@ -131,7 +131,7 @@ func NewRules(initial *rules.Set, opts ...RulesOption) (*Rules, error) {
 	if o.metrics == nil {
 		o.metrics = NewMetrics(nil)
 	}
-	o.log = o.log.With("component", "evaluator.rules")
+	o.log = o.log.With(logKeyComponent, "evaluator.rules")
 	r := &Rules{o: o}
 	r.cur.Store(initial)
 	r.o.metrics.RulesLastReloadSuccessful.Set(1)
@@ -164,14 +164,14 @@ func (r *Rules) reloadLocked(files map[string][]byte) error {
 		r.o.metrics.RulesLastReloadSuccessful.Set(0)
 		// The error of a rejected set names files, lines and rule ids, never
 		// message text: rule files hold no PII.
-		r.o.log.Error("reloading rules failed, previous rule set kept", "version", old.Version(), "err", err)
+		r.o.log.Error("reloading rules failed, previous rule set kept", logKeyVersion, old.Version(), logKeyErr, err)
 		return fmt.Errorf("reload rules: %w", err)
 	}
 	r.cur.Store(set)
 	r.o.metrics.RulesLastReloadSuccessful.Set(1)
 	r.o.metrics.RulesLastReloadSuccessTimestamp.SetToCurrentTime()
 	r.forgetRemoved(old, set)
-	r.o.log.Info("rules reloaded", "version", set.Version(), "previous", old.Version(), "rules", len(set.Rules()))
+	r.o.log.Info("rules reloaded", logKeyVersion, set.Version(), logKeyPrevious, old.Version(), logKeyRules, len(set.Rules()))
 	return nil
 }
 
@@ -193,7 +193,7 @@ func (r *Rules) reloadDir() error {
 	files, err := rules.ReadFiles(r.o.dir, true)
 	if err != nil {
 		r.o.metrics.RulesLastReloadSuccessful.Set(0)
-		r.o.log.Error("reading rules failed, previous rule set kept", "err", err)
+		r.o.log.Error("reading rules failed, previous rule set kept", logKeyErr, err)
 		return err
 	}
 	r.mu.Lock()
@@ -308,7 +308,7 @@ func (r *Rules) watchKV(ctx context.Context, w jetstream.KeyWatcher) {
 				continue // an empty bucket never replaces the current set
 			}
 			if err := r.Reload(maps.Clone(files)); err != nil && !errors.Is(err, rules.ErrRulesetRejected) {
-				r.o.log.Error("reloading rules from bucket failed", "err", err)
+				r.o.log.Error("reloading rules from bucket failed", logKeyErr, err)
 			}
 		}
 	}

@@ -70,7 +70,7 @@ func (e *Evaluator) tier2(job *tier2Job) error {
 			if e.ctx.Err() != nil {
 				return err
 			}
-			e.log.Warn("tier-2 classification failed", "rule", r.ID, "message", job.m.ID, "err", err)
+			e.log.Warn("tier-2 classification failed", logKeyRule, r.ID, logKeyMessage, job.m.ID, logKeyErr, err)
 			continue
 		}
 		ran = true
@@ -99,6 +99,6 @@ func (e *Evaluator) tier2Failed(job *tier2Job, err error) {
 			return
 		}
 	}
-	e.log.Error("tier-2 work left for redelivery", "message", job.m.ID, "err", err)
+	e.log.Error("tier-2 work left for redelivery", logKeyMessage, job.m.ID, logKeyErr, err)
 	_ = job.msg.NakWithDelay(time.Second)
 }

@@ -145,7 +145,7 @@ func NewWebhooks(cfg WebhookConfig, metrics *Metrics) (*Webhooks, error) {
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
-	w := &Webhooks{cfg: cfg, metrics: metrics, log: cfg.Logger.With("component", "evaluator.webhooks")}
+	w := &Webhooks{cfg: cfg, metrics: metrics, log: cfg.Logger.With(logKeyComponent, "evaluator.webhooks")}
 	for i, ep := range cfg.Endpoints {
 		switch {
 		case ep.Tenant == "":
@@ -209,7 +209,7 @@ func (w *Webhooks) Send(v *vigil.Verdict) error {
 		case ep.queue <- delivery{id: v.ID, body: body}:
 		default:
 			w.metrics.WebhookDrops.WithLabelValues(v.Tenant).Inc()
-			w.log.Warn("webhook queue full, delivery dropped", "endpoint", ep.idx, "tenant", v.Tenant, "verdict", v.ID)
+			w.log.Warn("webhook queue full, delivery dropped", logKeyEndpoint, ep.idx, logKeyTenant, v.Tenant, logKeyVerdict, v.ID)
 			errs = append(errs, fmt.Errorf("webhook endpoint %d: verdict %s: %w", ep.idx, v.ID, ErrWebhookQueueFull))
 		}
 	}
@@ -279,8 +279,8 @@ func (w *Webhooks) deliver(ctx context.Context, ep *endpoint, d delivery) {
 		transient := err != nil || status >= 500 || status == http.StatusTooManyRequests
 		if !transient || attempt >= w.cfg.Attempts || ctx.Err() != nil {
 			w.metrics.WebhookDeliveries.WithLabelValues("failed").Inc()
-			w.log.Warn("webhook delivery failed", "endpoint", ep.idx, "tenant", ep.cfg.Tenant,
-				"verdict", d.id, "status", status, "attempts", attempt, "err", err)
+			w.log.Warn("webhook delivery failed", logKeyEndpoint, ep.idx, logKeyTenant, ep.cfg.Tenant,
+				logKeyVerdict, d.id, logKeyStatus, status, logKeyAttempts, attempt, logKeyErr, err)
 			return
 		}
 		w.metrics.WebhookDeliveries.WithLabelValues("retry").Inc()
