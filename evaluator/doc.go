@@ -26,6 +26,11 @@
 // [DefaultMaxAttempts] attempts in place (a single one once it has been
 // delivered [DefaultMaxDeliver] times), and each attempt is bounded by a
 // deadline, so one poisoned or slow conversation never stalls the others.
+// Failures of the bus itself (unavailable, slow, full) are not the
+// message's fault: the message is retried in place, keeping its place in
+// its conversation. Partition consumers are pinned to one client, so among
+// several replicas one evaluates a partition; [Evaluator.Drain] and
+// [Evaluator.Close] release the pins for the next owner.
 //
 // Tier 2 runs on an in-process worker pool: the message stays unacked until
 // its tier-2 work is done and is redone after a crash. (A durable TIER2
