@@ -166,7 +166,11 @@ func WithMaxAttempts(n int) Option {
 	}
 }
 
-// WithClassifier enables tier 2. Without it, tier-2 candidates are counted
+// WithClassifier enables tier 2: a match of a tier-2 rule, or of a rule
+// whose action is escalate_tier2, asks c with the rule's prompt and labels.
+// A label other than "none" with enough confidence becomes a verdict with
+// Tier 2 and the rule's action (flag for escalate_tier2 rules). Without a
+// classifier, candidates are counted
 // (vigil_evaluator_tier2_calls_total{result="unconfigured"}) and skipped.
 func WithClassifier(c *Classifier) Option {
 	return func(o *options) error {
