@@ -12,6 +12,7 @@ import (
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/bus"
 	"github.com/vigilhq/vigil/evaluator"
+	"github.com/vigilhq/vigil/rules"
 )
 
 func TestTier2EndToEnd(t *testing.T) {
@@ -197,5 +198,47 @@ func TestSlowConversationDoesNotStallOthers(t *testing.T) {
 	r.waitCount(t, bus.StreamEvaluations, uint64(len(others)), 10*time.Second)
 	if got := r.streamCount(t, bus.StreamEvaluations); got != uint64(len(others)) {
 		t.Errorf("%d evaluations, want %d: the slow conversation's messages must wait for tier 2", got, len(others))
+	}
+}
+
+// TestEscalateTier2Action checks a tier-1 rule whose action is
+// escalate_tier2: it publishes no verdict of its own, asks the classifier,
+// and the classifier's label becomes a tier-2 flag.
+func TestEscalateTier2Action(t *testing.T) {
+	set, err := rules.LoadFiles(map[string][]byte{"offchannel.yaml": []byte(`rules:
+  - id: offchannel.maybe
+    description: Mentions another app; the classifier decides whether it moves the conversation off channel.
+    severity: medium
+    tier: 1
+    action: escalate_tier2
+    tags: [SEC-17a-4]
+    when:
+      keywords: [whatsapp]
+    expr: contains_any(msg.text, ["whatsapp"])
+    prompt: You decide whether staff move a client conversation to an unmonitored app.
+    labels: [off_channel]
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	llm := newFakeLLM(t)
+	llm.label = "off_channel"
+	r := newRig(t, nil, bus.Config{Partitions: 1, Memory: true}, set)
+	c, err := evaluator.NewClassifier(evaluator.ClassifierConfig{URL: llm.URL, Model: "m"}, r.m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.start(t, evaluator.WithClassifier(c))
+	r.publish(t, message("oc", 0, "text me on whatsapp instead"))
+	r.waitSettled(t, 1, 10*time.Second)
+	verdicts := records[vigil.Verdict](t, r, bus.StreamVerdicts)
+	if len(verdicts) != 1 {
+		t.Fatalf("%d verdicts, want 1: %+v", len(verdicts), verdicts)
+	}
+	if v := verdicts[0]; v.Tier != 2 || v.Action != vigil.ActionFlag || v.RuleID != "offchannel.maybe" || !strings.HasPrefix(v.Reason, "off_channel") {
+		t.Errorf("verdict %+v, want a tier-2 flag of offchannel.maybe", v)
+	}
+	if got := r.streamCount(t, bus.StreamActions); got != 1 {
+		t.Errorf("ACTIONS holds %d records, want the one flag", got)
 	}
 }
