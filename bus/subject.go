@@ -123,6 +123,22 @@ func ActionSubject(tenant, conversation string) string {
 	return subjActionsPrefix + "." + EncodeToken(tenant) + "." + EncodeToken(conversation)
 }
 
+// ActionTenantWildcard subscribes to the actions of every conversation of
+// a tenant: act.<tenant token>.*.
+func ActionTenantWildcard(tenant string) string {
+	return subjActionsPrefix + "." + EncodeToken(tenant) + ".*"
+}
+
+// ActionTenantWildcardOf returns [ActionTenantWildcard] of the tenant of an
+// action subject, or "" for anything else.
+func ActionTenantWildcardOf(subject string) string {
+	toks := strings.Split(subject, ".")
+	if len(toks) != 3 || toks[0] != subjActionsPrefix {
+		return ""
+	}
+	return subjActionsPrefix + "." + toks[1] + ".*"
+}
+
 // VerdictSubject is the subject of the verdicts of a conversation.
 func VerdictSubject(tenant, conversation string) string {
 	return subjVerdictsPrefix + "." + EncodeToken(tenant) + "." + EncodeToken(conversation)

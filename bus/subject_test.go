@@ -54,3 +54,17 @@ func FuzzSubjectRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func TestActionTenantWildcard(t *testing.T) {
+	for _, tenant := range []string{"acme", "a.b", "*"} {
+		sub := bus.ActionSubject(tenant, "conv.1")
+		if got, want := bus.ActionTenantWildcardOf(sub), bus.ActionTenantWildcard(tenant); got != want {
+			t.Errorf("ActionTenantWildcardOf(%q) = %q, want %q", sub, got, want)
+		}
+	}
+	for _, s := range []string{"", "act.x", "msg.a.b", "act.a.b.c"} {
+		if got := bus.ActionTenantWildcardOf(s); got != "" {
+			t.Errorf("ActionTenantWildcardOf(%q) = %q, want empty", s, got)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
+	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/bus"
 )
 
@@ -21,7 +22,8 @@ import (
 //	{"type":"error","error":"…","field":"text","status":400}
 //
 // (an invalid array gets one error frame) and, later, one frame per action
-// the evaluator publishes for a conversation the session sent into:
+// the evaluator publishes for a conversation the session sent into — or,
+// with GET /v1/ws?actions=tenant, for every conversation of its tenant:
 //
 //	{"type":"action","verdict":{…vigil.Verdict…}}
 //
@@ -95,8 +97,9 @@ type session struct {
 	ping, idle *time.Timer
 	stopShut   func() bool // unregisters the server-shutdown hook
 
-	mu    sync.Mutex
-	convs []string // action subjects followed, oldest first
+	mu         sync.Mutex
+	convs      []string // action subjects followed, oldest first
+	tenantWide bool     // follows act.<tenant>.* instead of conversations
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
@@ -110,12 +113,22 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
+	wideTenant, e := s.actionsScope(r, tenant)
+	if e != nil {
+		s.metrics.Requests.WithLabelValues(TransportWS, result(e)).Inc()
+		writeError(w, e)
+		return
+	}
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.WSOriginPatterns})
 	if err != nil {
 		return // Accept has answered the client
 	}
 	c.SetReadLimit(s.cfg.MaxRequestBytes)
 	ss := &session{srv: s, c: c, tenant: tenant}
+	if wideTenant != "" {
+		ss.tenantWide = true
+		ss.followSubjects([]string{bus.ActionTenantWildcard(wideTenant)})
+	}
 	ss.lastRead.Store(time.Now().UnixNano())
 	s.metrics.WSSessions.Inc()
 	s.wg.Add(1)
@@ -305,6 +318,13 @@ func (ss *session) onIdle() {
 // follow subscribes the session to the action subjects of conversations
 // it sent into, keeping at most WSMaxConversations (oldest dropped).
 func (ss *session) follow(subjects []string) {
+	if ss.tenantWide {
+		return // already receives every conversation of the tenant
+	}
+	ss.followSubjects(subjects)
+}
+
+func (ss *session) followSubjects(subjects []string) {
 	created := false
 	defer func() {
 		if created {
@@ -347,6 +367,43 @@ func (ss *session) follow(subjects []string) {
 			ss.srv.router.remove(evict, ss)
 		}
 	}
+}
+
+// Values of the actions query parameter of GET /v1/ws.
+const (
+	// ActionsConversations (the default) delivers the actions of the
+	// conversations the session sent into (the last WSMaxConversations).
+	ActionsConversations = "conversations"
+	// ActionsTenant delivers the actions of every conversation of the
+	// session's tenant: for a platform that multiplexes all its
+	// conversations over a few sessions.
+	ActionsTenant = "tenant"
+)
+
+// actionsScope reads ?actions= (and, in open mode, ?tenant=) and returns
+// the tenant whose actions the session follows wholesale, or "".
+func (s *Server) actionsScope(r *http.Request, tokenTenant string) (string, *Error) {
+	q := r.URL.Query()
+	switch q.Get("actions") {
+	case "", ActionsConversations:
+		return "", nil
+	case ActionsTenant:
+	default:
+		return "", badRequest("actions", "must be conversations or tenant")
+	}
+	tenant := q.Get("tenant")
+	switch {
+	case tenant == "" && tokenTenant == "":
+		return "", badRequest("tenant", "required with actions=tenant in open mode")
+	case tenant == "":
+		return tokenTenant, nil
+	case tokenTenant != "" && tenant != tokenTenant:
+		return "", &Error{Status: http.StatusForbidden, Field: "tenant", Msg: "token may not read this tenant"}
+	}
+	if err := vigil.ValidateID(tenant); err != nil {
+		return "", badRequest("tenant", idProblem(err))
+	}
+	return tenant, nil
 }
 
 // router fans actions from NATS out to sessions. It holds one core-NATS
@@ -441,9 +498,15 @@ func (r *router) run(ctx context.Context) {
 			frame = append(frame, `{"type":"action","verdict":`...)
 			frame = append(frame, m.Data...)
 			frame = append(frame, '}')
+			if m.Sub == nil {
+				continue
+			}
 			r.mu.Lock()
 			var targets []*session
-			if rt := r.subs[m.Subject]; rt != nil {
+			// Route by the subscription that delivered the message (a
+			// conversation subject or a tenant wildcard): NATS delivers once
+			// per matching subscription, so no session gets it twice.
+			if rt := r.subs[m.Sub.Subject]; rt != nil {
 				targets = make([]*session, 0, len(rt.sessions))
 				for ss := range rt.sessions {
 					targets = append(targets, ss)

@@ -299,3 +299,66 @@ func TestWSOutlivesServerTimeouts(t *testing.T) {
 		t.Fatalf("frame after server timeouts = %+v", f)
 	}
 }
+
+func TestWSTenantWideActions(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	dialQ := func(query, token string) (*websocket.Conn, *http.Response, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h := http.Header{"Authorization": {"Bearer " + token}}
+		return websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.http.URL, "http")+"/v1/ws"+query, &websocket.DialOptions{HTTPHeader: h})
+	}
+	for _, tt := range []struct {
+		query, token string
+		want         int
+	}{
+		{"?actions=everything", tokenAcme, http.StatusBadRequest},
+		{"?actions=tenant&tenant=other", tokenAcme, http.StatusForbidden},
+	} {
+		if _, resp, err := dialQ(tt.query, tt.token); err == nil || resp == nil || resp.StatusCode != tt.want {
+			t.Fatalf("dial %s: %v, %v; want %d", tt.query, err, resp, tt.want)
+		}
+	}
+	wide, _, err := dialQ("?actions=tenant", tokenAcme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wide.CloseNow()
+	// A conversation-following session on the same conversation: each
+	// session gets the action exactly once.
+	narrow := e.dial(t, tokenAcme)
+	writeFrame(t, narrow, mustJSON(t, wireMsg("m1", "acme", "c1", "hi")))
+	readFrame(t, narrow)
+	waitGauge(t, e.metrics.WSSessions, 2, time.Now().Add(5*time.Second))
+
+	publish := func(tenant, conv, id string) {
+		v := &vigil.Verdict{ID: id, MessageID: "m", Tenant: tenant, ConversationID: conv, Action: vigil.ActionFlag}
+		if _, err := e.bus.PublishAction(context.Background(), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("other", "c1", "v-foreign") // another tenant: nobody here
+	publish("acme", "never-sent", "v-1")
+	publish("acme", "c1", "v-2")
+	verdictID := func(f frame) string {
+		var v vigil.Verdict
+		_ = json.Unmarshal(f.Verdict, &v)
+		return v.ID
+	}
+	for _, want := range []string{"v-1", "v-2"} {
+		if f := readFrame(t, wide); f.Type != ingest.FrameAction || verdictID(f) != want {
+			t.Fatalf("tenant-wide session got %+v, want action %s", f, want)
+		}
+	}
+	if f := readFrame(t, narrow); verdictID(f) != "v-2" {
+		t.Fatalf("conversation session got %+v, want v-2", f)
+	}
+	for _, c := range []*websocket.Conn{wide, narrow} {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		_, data, err := c.Read(ctx)
+		cancel()
+		if err == nil {
+			t.Fatalf("extra frame %s", data)
+		}
+	}
+}
