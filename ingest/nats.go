@@ -25,6 +25,8 @@ func (s *Server) ServeNATS(ctx context.Context) error {
 	if s.natsSub != nil {
 		return fmt.Errorf("%w: ServeNATS already running", ErrInvalidOption)
 	}
+	s.life.RLock()
+	defer s.life.RUnlock()
 	if s.closed.Load() {
 		return ErrClosed
 	}

@@ -88,6 +88,9 @@ type Server struct {
 
 	inFlight atomic.Int64
 	closed   atomic.Bool
+	// life orders wg.Add of new sessions before Close's wg.Wait: a
+	// session registers under RLock only while closed is false.
+	life sync.RWMutex
 
 	// ctx is cancelled by Close; sessions and workers stop on it.
 	ctx    context.Context
@@ -207,7 +210,9 @@ func New(b *bus.Bus, tok Tokenizer, cfg Config, opts ...Option) (*Server, error)
 // server, or until ctx ends. The HTTP listener belongs to the caller:
 // shut it down first.
 func (s *Server) Close(ctx context.Context) error {
+	s.life.Lock()
 	s.closed.Store(true)
+	s.life.Unlock()
 	s.natsMu.Lock()
 	sub, ch := s.natsSub, s.natsCh
 	s.natsSub, s.natsCh = nil, nil
@@ -251,6 +256,17 @@ func (s *Server) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("close ingest: %w", ctx.Err())
 	}
+}
+
+// register adds a session goroutine to wg unless the server is closing.
+func (s *Server) register() bool {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed.Load() {
+		return false
+	}
+	s.wg.Add(1)
+	return true
 }
 
 // authenticate returns the tenant a bearer token may write ("" in open

@@ -123,6 +123,10 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept has answered the client
 	}
+	if !s.register() {
+		_ = c.Close(websocket.StatusGoingAway, CloseShutdown)
+		return
+	}
 	c.SetReadLimit(s.cfg.MaxRequestBytes)
 	ss := &session{srv: s, c: c, tenant: tenant}
 	if wideTenant != "" {
@@ -131,7 +135,6 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ss.lastRead.Store(time.Now().UnixNano())
 	s.metrics.WSSessions.Inc()
-	s.wg.Add(1)
 	defer func() {
 		s.router.removeSession(ss)
 		s.metrics.WSSessions.Dec()
