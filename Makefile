@@ -22,8 +22,11 @@ browser: ## Install Debian chromium for the console's browser tests (if missing)
 build: ## Build bin/vigil.
 	go build -o $(BIN) ./cmd/vigil
 
-run: deps build ## Start vigil dev (embedded NATS + ClickHouse) with a gentle sample.
-	$(BIN) dev --data $(DATA)
+run: deps build ## Start vigil dev (embedded NATS + ClickHouse) and a gentle simulated load.
+	@$(BIN) dev --data $(DATA) & dev=$$!; \
+	$(BIN) simulate --wait 2m --rate 5 --sessions 2 --duration 0 --log-level warn & sim=$$!; \
+	trap 'true' INT; trap 'kill -TERM $$dev $$sim 2>/dev/null' TERM; \
+	wait $$dev; kill -INT $$sim 2>/dev/null; wait $$sim
 
 test: deps browser ## Unit, integration and conformance tests with -race, and the rule packs.
 	go test -race -count=1 -timeout $(TEST_TIMEOUT) ./...

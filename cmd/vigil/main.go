@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -17,6 +18,10 @@ func main() {
 	stop()
 	os.Exit(code)
 }
+
+// signalDebounce is how long after the first signal further signals are
+// taken as duplicates of it rather than a request to abort.
+const signalDebounce = time.Second
 
 // signalContext is cancelled by the first SIGINT/SIGTERM, which starts a
 // graceful drain; a second signal aborts the process at once.
@@ -32,11 +37,21 @@ func signalContext() (context.Context, func()) {
 		case <-done:
 			return
 		}
-		select {
-		case s := <-ch:
-			fmt.Fprintf(os.Stderr, "Error: second %v, aborting without draining\n", s)
-			os.Exit(exitFailure)
-		case <-done:
+		// A terminal's Ctrl-C reaches the whole process group, and a
+		// wrapper script may forward it once more: signals within
+		// signalDebounce of the first count as the same request.
+		first := time.Now()
+		for {
+			select {
+			case s := <-ch:
+				if time.Since(first) < signalDebounce {
+					continue
+				}
+				fmt.Fprintf(os.Stderr, "Error: second %v, aborting without draining\n", s)
+				os.Exit(exitFailure)
+			case <-done:
+				return
+			}
 		}
 	}()
 	return ctx, func() {
