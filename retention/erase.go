@@ -47,13 +47,11 @@ type progress struct {
 
 // plan is the decision of an erasure request.
 type plan struct {
-	cert      *Certificate
-	filter    warehouse.MessageFilter // rows to delete (zero Tenant: none)
-	seqs      []uint64                // stream messages to erase
-	basis     string
-	retained  int
-	after     time.Time
-	tokenList []string
+	cert   *Certificate
+	filter warehouse.MessageFilter // rows to delete (zero Tenant: none)
+	seqs   []uint64                // stream messages to erase
+	basis  string
+	after  time.Time
 }
 
 // Erase executes an erasure request. Precedence: legal hold > regulatory
@@ -271,7 +269,7 @@ func (s *Service) plan(ctx context.Context, req EraseRequest, sh string, resumed
 		RequestedBy: req.Actor, Reason: req.Reason, IssuedAt: now.Truncate(time.Millisecond),
 		Found: Found{Tokens: len(tokens), MessagesSent: len(sent), MessagesLinked: len(linked) - len(sent), Verdicts: found.Verdicts},
 	}
-	p := &plan{cert: c, tokenList: tokens}
+	p := &plan{cert: c}
 	if len(retained) == 0 {
 		c.Outcome = OutcomeErased
 		p.filter = bySender
@@ -303,7 +301,6 @@ func (s *Service) plan(ctx context.Context, req EraseRequest, sh string, resumed
 	}
 	p.basis = "GDPR Art. 17(3)(b) and Art. 18: erasure deferred by a legal retention obligation; " + strings.Join(bases, "; ")
 	p.after = after.Truncate(time.Millisecond)
-	p.retained = len(retained)
 	c.Restriction = &Restriction{Basis: p.basis, Classes: names, Messages: len(retained), DeleteAfter: p.after}
 	var free []string
 	for _, m := range sent {
@@ -316,7 +313,7 @@ func (s *Service) plan(ctx context.Context, req EraseRequest, sh string, resumed
 		Why:    "a retention obligation (" + strings.Join(names, ", ") + ") outranks the erasure request; the retention run completes the erasure when it expires",
 	}}
 	if len(free) > 0 || resumed {
-		p.filter = warehouse.MessageFilter{Tenant: req.Tenant, Sender: "", IDs: free}
+		p.filter = warehouse.MessageFilter{Tenant: req.Tenant, IDs: free}
 		if free == nil {
 			p.filter.IDs = []string{}
 		}
@@ -335,7 +332,7 @@ func (s *Service) plan(ctx context.Context, req EraseRequest, sh string, resumed
 			Why: "their retention period has expired or no retention duty covers them",
 		})
 	}
-	c.Found.StreamMessages = len(p.seqs) + len(retained)
+	c.Found.StreamMessages = len(sent)
 	return p, nil
 }
 

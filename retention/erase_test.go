@@ -540,3 +540,46 @@ func TestEraseVaultOnlySubject(t *testing.T) {
 		t.Errorf("after erasure Detokenize = %v, want ErrSubjectShredded", err)
 	}
 }
+
+// TestEraseMixedRestrictsAndDeletes: a duty on one channel keeps that
+// message and restricts the subject; messages no duty keeps are deleted.
+func TestEraseMixedRestrictsAndDeletes(t *testing.T) {
+	e := newEnv(t)
+	e.seed(t, age30d)
+	ctx := ctxT(t)
+	m := &vigil.Message{ID: "m-sms", Tenant: tenant, ConversationID: "c3", Sender: vigil.Participant{ID: "alice", DisplayName: "Alice Archer"},
+		Channel: "sms", Text: "order confirmed", SentAt: now.Add(-time.Hour), ReceivedAt: now.Add(-time.Hour)}
+	if err := e.tok.TokenizeMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.bus.PublishMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	e.msgs = append(e.msgs, m)
+	e.waitRows(t, "messages", 7)
+	setPolicy("sms", retention.ClassSEC17a4, 0)(t, e)
+
+	cert, err := e.svc.Erase(ctx, eraseReq("REQ-M"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.Outcome != retention.OutcomeRestricted || cert.Restriction == nil || cert.Restriction.Messages != 1 ||
+		!cert.Restriction.DeleteAfter.Equal(m.SentAt.AddDate(0, 0, 2192)) {
+		t.Fatalf("certificate %+v restriction %+v, want restricted keeping 1 message until +2192 days", cert, cert.Restriction)
+	}
+	if want := (retention.Deleted{Messages: 3, Verdicts: 3, StreamMessages: 3}); cert.Deleted != want {
+		t.Errorf("deleted %+v, want %+v", cert.Deleted, want)
+	}
+	if n := e.count(t, "SELECT count() FROM messages WHERE sender_id = 'alice'"); n != 1 {
+		t.Errorf("alice has %d message rows, want the retained sms one", n)
+	}
+	if n := e.streamHas(t, "alice"); n != 1 {
+		t.Errorf("stream has %d of alice's messages, want 1", n)
+	}
+	if err := e.detokenizeAll(t, e.tokensOf("alice")); !errors.Is(err, pii.ErrSubjectRestricted) {
+		t.Errorf("Detokenize = %v, want ErrSubjectRestricted", err)
+	}
+	if err := e.detokenizeAll(t, e.tokensOf("bob")); err != nil {
+		t.Errorf("bob's tokens: %v", err)
+	}
+}
