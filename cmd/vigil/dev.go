@@ -9,16 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/vigilhq/vigil/bus"
-	"github.com/vigilhq/vigil/ingest"
-	"github.com/vigilhq/vigil/review"
-	"github.com/vigilhq/vigil/review/workflow"
-	"github.com/vigilhq/vigil/rules"
-	"github.com/vigilhq/vigil/warehouse"
 	"github.com/vigilhq/vigil/warehouse/chlocal"
 )
 
@@ -108,76 +102,24 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		chAddr = "127.0.0.1:" + chAddr
 	}
 
-	lock, err := lockDataDir(f.data)
+	st, err := startEmbeddedStack(ctx, logger, embeddedStackConfig{
+		dataDir:        f.data,
+		natsPort:       f.natsPort,
+		clickhouseHTTP: chAddr,
+		chdbLib:        f.chdbLib,
+		syncInterval:   sync,
+		rulesDir:       f.rules,
+	})
 	if err != nil {
-		return fail(stderr, err, "stop the other 'vigil dev' or pass another --data directory")
+		var se *stackError
+		if errors.As(err, &se) {
+			return fail(stderr, se.err, se.hint)
+		}
+		return fail(stderr, err, "")
 	}
-	defer lock.release()
-
-	a := newApp(logger)
+	a, nats, chSrv, engine, console := st.app, st.nats, st.chSrv, st.engine, st.consoleToken
+	defer st.release()
 	defer a.close(context.WithoutCancel(ctx))
-
-	nats, err := bus.StartEmbedded(ctx, bus.EmbeddedConfig{
-		DataDir:      filepath.Join(f.data, "nats"),
-		Host:         "127.0.0.1",
-		Port:         f.natsPort,
-		SyncInterval: sync,
-		Logger:       logger,
-	})
-	if err != nil {
-		return fail(stderr, fmt.Errorf("start embedded NATS: %w", err), "pass another --nats-port, or check the data directory")
-	}
-	a.onClose(func(ctx context.Context) { _ = nats.Shutdown(ctx) })
-	if err := a.openBus(ctx, nats.ClientURL(), bus.Config{}, bus.ConnectOptions{Name: "vigil dev"}); err != nil {
-		return fail(stderr, err, "")
-	}
-
-	engine, err := chlocal.Open(ctx, chlocal.Config{
-		LibPath:    f.chdbLib,
-		DataDir:    filepath.Join(f.data, "clickhouse"),
-		Logger:     logger,
-		Registerer: a.reg,
-	})
-	if err != nil {
-		hint := ""
-		if errors.Is(err, chlocal.ErrLibraryNotFound) || errors.Is(err, chlocal.ErrLibraryInvalid) {
-			hint = "make deps (or run 'vigil serve --clickhouse clickhouse://…' against a ClickHouse server)"
-		}
-		return fail(stderr, fmt.Errorf("start embedded ClickHouse: %w", err), hint)
-	}
-	a.onClose(func(ctx context.Context) { _ = engine.Close(ctx) })
-	chSrv, err := engine.Serve(ctx, chAddr)
-	if err != nil {
-		return fail(stderr, fmt.Errorf("serve ClickHouse HTTP interface on %s: %w", chAddr, err), "pass another --clickhouse-http address")
-	}
-	a.onClose(func(ctx context.Context) { _ = chSrv.Close(ctx) })
-	if err := a.openWarehouse(ctx, chSrv.Addr(), warehouse.SchemaOptions{}); err != nil {
-		return fail(stderr, err, "")
-	}
-
-	keys, err := devKeys(f.data)
-	if err != nil {
-		return fail(stderr, err, "")
-	}
-	console, err := devConsoleToken(f.data)
-	if err != nil {
-		return fail(stderr, err, "")
-	}
-	err = a.startPipeline(ctx, pipelineConfig{
-		keys:     keys,
-		rulesDir: f.rules,
-		ingest:   ingest.Config{Insecure: true},
-		review: review.Config{Tokens: map[string]workflow.Principal{
-			console: {Name: "dev-admin", Tenant: workflow.AllTenants, Role: workflow.RoleAdmin},
-		}},
-	})
-	if err != nil {
-		hint := ""
-		if errors.Is(err, rules.ErrRulesetRejected) {
-			hint = "vigil rules test " + f.rules
-		}
-		return fail(stderr, err, hint)
-	}
 
 	ln, err := net.Listen("tcp", f.http)
 	if err != nil {
