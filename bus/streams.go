@@ -118,8 +118,12 @@ type Config struct {
 	// benchmarks only: nothing survives a restart).
 	Memory bool
 	// NoAtomicBatches publishes [Bus.PublishMessages] batches message by
-	// message instead of as atomic batches (for servers older than 2.12,
-	// and for comparison in benchmarks).
+	// message instead of as atomic batches. Atomic batches are staged to
+	// disk and then committed, so on a server that fsyncs on an interval
+	// (EmbeddedConfig.SyncInterval > 0) they cost ~25–45 % of ingest
+	// throughput; under SyncAlways they are 10–30× faster (one fsync per
+	// batch). Set it for interval-synced servers and servers older than
+	// 2.12. See bench/results/ingest.md.
 	NoAtomicBatches bool
 }
 

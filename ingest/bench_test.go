@@ -52,116 +52,144 @@ func BenchmarkIngest(b *testing.B) {
 }
 
 func benchIngest(b *testing.B, syncAlways bool) {
-	b.Run("bare-jetstream-async", func(b *testing.B) {
-		e := newEnv(b, envOpts{syncAlways: syncAlways})
-		js, err := jetstream.New(e.nats.Conn, jetstream.WithPublishAsyncMaxPending(bus.DefaultAsyncMaxPending))
-		if err != nil {
-			b.Fatal(err)
-		}
-		m := vigil.Message{Tenant: "acme", ConversationID: "c", Sender: vigil.Participant{ID: "u-1", DisplayName: "⟦NAME:x⟧"},
-			Channel: "chat", Text: benchText, SentAt: time.Now().UTC(), ReceivedAt: time.Now().UTC()}
-		var seq int
-		runBatches(b, func() error {
-			futs := make([]jetstream.PubAckFuture, benchBatch)
-			for i := range futs {
-				seq++
-				m.ID = "bare-" + strconv.Itoa(seq)
-				m.ConversationID = "c" + strconv.Itoa(seq%100)
-				data, err := json.Marshal(&m)
-				if err != nil {
-					return err
-				}
-				msg := &nats.Msg{Subject: bus.MessageSubject(m.Tenant, m.ConversationID), Data: data, Header: nats.Header{}}
-				msg.Header.Set(jetstream.MsgIDHeader, m.ID)
-				if futs[i], err = js.PublishMsgAsync(msg); err != nil {
-					return err
-				}
-			}
-			for _, f := range futs {
-				select {
-				case <-f.Ok():
-				case err := <-f.Err():
-					return err
-				}
-			}
-			return nil
+	for _, conc := range []int{1, 4} {
+		b.Run(fmt.Sprintf("bare-jetstream-async-c%d", conc), func(b *testing.B) {
+			benchBare(b, envOpts{syncAlways: syncAlways}, conc)
 		})
+		for _, atomic := range []bool{true, false} {
+			name := "http-batch"
+			if !atomic {
+				name = "http-batch-no-atomic"
+			}
+			b.Run(fmt.Sprintf("%s-c%d", name, conc), func(b *testing.B) {
+				benchHTTP(b, envOpts{syncAlways: syncAlways, busCfg: bus.Config{NoAtomicBatches: !atomic}}, conc)
+			})
+		}
+	}
+}
+
+// benchBare publishes batches of benchBatch messages with PublishMsgAsync
+// from conc goroutines and waits for every PubAck.
+func benchBare(b *testing.B, o envOpts, conc int) {
+	e := newEnv(b, o)
+	js, err := jetstream.New(e.nats.Conn, jetstream.WithPublishAsyncMaxPending(bus.DefaultAsyncMaxPending))
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now().UTC()
+	var seq atomic.Int64
+	runBatches(b, conc, func() error {
+		m := vigil.Message{Tenant: "acme", Sender: vigil.Participant{ID: "u-1", DisplayName: "⟦NAME:x⟧"},
+			Channel: "chat", Text: benchText, SentAt: now, ReceivedAt: now}
+		futs := make([]jetstream.PubAckFuture, benchBatch)
+		for i := range futs {
+			n := seq.Add(1)
+			m.ID = "bare-" + strconv.FormatInt(n, 10)
+			m.ConversationID = "c" + strconv.FormatInt(n%100, 10)
+			data, err := json.Marshal(&m)
+			if err != nil {
+				return err
+			}
+			msg := &nats.Msg{Subject: bus.MessageSubject(m.Tenant, m.ConversationID), Data: data, Header: nats.Header{}}
+			msg.Header.Set(jetstream.MsgIDHeader, m.ID)
+			if futs[i], err = js.PublishMsgAsync(msg, jetstream.WithStallWait(10*time.Second)); err != nil {
+				return err
+			}
+		}
+		for _, f := range futs {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return err
+			}
+		}
+		return nil
 	})
-	for _, atomic := range []bool{true, false} {
-		name := "http-batch"
-		if !atomic {
-			name = "http-batch-no-atomic"
-		}
-		b.Run(name, func(b *testing.B) {
-			benchHTTP(b, envOpts{syncAlways: syncAlways, busCfg: bus.Config{NoAtomicBatches: !atomic}})
-		})
-	}
 }
 
-// benchHTTP posts batches of benchBatch messages to /v1/messages/batch.
-func benchHTTP(b *testing.B, o envOpts) {
-	{
-		e := newEnv(b, o)
-		client := e.http.Client()
-		// A struct, not a map: the client's own encoding cost should not
-		// dominate the comparison.
-		type wp struct {
-			ID          string `json:"id"`
-			DisplayName string `json:"display_name"`
-		}
-		type wm struct {
-			ID             string `json:"id"`
-			Tenant         string `json:"tenant"`
-			ConversationID string `json:"conversation_id"`
-			Sender         wp     `json:"sender"`
-			Channel        string `json:"channel"`
-			Text           string `json:"text"`
-			SentAt         string `json:"sent_at"`
-		}
-		sentAt := time.Now().UTC().Format(time.RFC3339Nano)
-		var seq int
-		runBatches(b, func() error {
-			batch := make([]wm, benchBatch)
-			for i := range batch {
-				seq++
-				batch[i] = wm{ID: "http-" + strconv.Itoa(seq), Tenant: "acme", ConversationID: "c" + strconv.Itoa(seq%100),
-					Sender: wp{ID: "u-1", DisplayName: "Alice Smith"}, Channel: "chat", Text: benchText, SentAt: sentAt}
-			}
-			body, err := json.Marshal(batch)
-			if err != nil {
-				return err
-			}
-			req, _ := http.NewRequest(http.MethodPost, e.http.URL+"/v1/messages/batch", bytes.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+tokenAcme)
-			resp, err := client.Do(req)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			out, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != http.StatusAccepted {
-				return fmt.Errorf("status %d: %.200s", resp.StatusCode, out)
-			}
-			return nil
-		})
+// benchHTTP posts batches of benchBatch messages to /v1/messages/batch from
+// conc goroutines.
+func benchHTTP(b *testing.B, o envOpts, conc int) {
+	e := newEnv(b, o)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}}
+	defer client.CloseIdleConnections()
+	// A struct, not a map: the client's own encoding cost should not
+	// dominate the comparison.
+	type wp struct {
+		ID          string `json:"id"`
+		DisplayName string `json:"display_name"`
 	}
+	type wm struct {
+		ID             string `json:"id"`
+		Tenant         string `json:"tenant"`
+		ConversationID string `json:"conversation_id"`
+		Sender         wp     `json:"sender"`
+		Channel        string `json:"channel"`
+		Text           string `json:"text"`
+		SentAt         string `json:"sent_at"`
+	}
+	sentAt := time.Now().UTC().Format(time.RFC3339Nano)
+	var seq atomic.Int64
+	runBatches(b, conc, func() error {
+		batch := make([]wm, benchBatch)
+		for i := range batch {
+			n := seq.Add(1)
+			batch[i] = wm{ID: "http-" + strconv.FormatInt(n, 10), Tenant: "acme", ConversationID: "c" + strconv.FormatInt(n%100, 10),
+				Sender: wp{ID: "u-1", DisplayName: "Alice Smith"}, Channel: "chat", Text: benchText, SentAt: sentAt}
+		}
+		body, err := json.Marshal(batch)
+		if err != nil {
+			return err
+		}
+		req, _ := http.NewRequest(http.MethodPost, e.http.URL+"/v1/messages/batch", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tokenAcme)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusAccepted {
+			return fmt.Errorf("status %d: %.200s", resp.StatusCode, out)
+		}
+		return nil
+	})
 }
 
-// runBatches runs one batch per iteration and reports msgs/s and the
+// runBatches runs b.N batches, conc at a time, and reports msgs/s and the
 // p50/p99 batch ack latency in milliseconds.
-func runBatches(b *testing.B, batch func() error) {
-	lat := make([]time.Duration, 0, b.N)
+func runBatches(b *testing.B, conc int, batch func() error) {
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, conc)
 	b.ResetTimer()
 	start := time.Now()
-	for range b.N {
-		t0 := time.Now()
-		if err := batch(); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(t0))
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				t0 := time.Now()
+				if err := batch(); err != nil {
+					errs <- err
+					return
+				}
+				lat[i] = time.Since(t0)
+			}
+		}()
 	}
+	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
 	slices.Sort(lat)
 	b.ReportMetric(float64(b.N*benchBatch)/elapsed.Seconds(), "msgs/s")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-batch-ack-ms")
