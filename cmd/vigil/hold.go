@@ -42,7 +42,8 @@ func runHold(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var f adminFlags
 	fs := flagSet("hold", holdUsage, stdout)
 	withNATS := sub == "create" || sub == "release"
-	f.register(fs, withNATS)
+	// NATS flags are listed always; only create and release connect to NATS.
+	f.register(fs, true)
 	tenant := fs.String("tenant", "", "Tenant id.")
 	caseID := fs.String("case", "", "Case id of the matter.")
 	scope := fs.String("scope", "", "What the hold covers: tenant, conversation, subject or time_range.")

@@ -39,6 +39,7 @@ func (f *adminFlags) register(fs *flag.FlagSet, withNATS bool) {
 	if !withNATS {
 		return
 	}
+	// Commands that change data reach the running vigil's streams and vault.
 	fs.StringVar(&f.nats, "nats", DefaultNATSURL, "NATS server URL(s) of the running vigil, comma-separated.")
 	fs.StringVar(&f.natsCreds, "nats-creds", "", "NATS credentials file (JWT + NKey).")
 	fs.StringVar(&f.piiKeys, "pii-keys", "", "JSON file of the PII vault keys (tenants/default with kek and token_key). Default: $"+pii.EnvKEK+" and $"+pii.EnvTokenKey+".")
@@ -170,7 +171,8 @@ func runRetention(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var f adminFlags
 	fs := flagSet("retention", retentionUsage, stdout)
 	withNATS := sub == "set" || sub == "run"
-	f.register(fs, withNATS)
+	// NATS flags are listed always; only set and run connect to NATS.
+	f.register(fs, true)
 	tenant := fs.String("tenant", "", "Tenant id.")
 	channel := fs.String("channel", "", "Channel (set); empty is the tenant's default.")
 	class := fs.String("class", "", "Policy class (set): "+classNames()+".")
