@@ -29,6 +29,7 @@ type Error struct {
 	err        error
 }
 
+// Error returns "field: message", or the message alone.
 func (e *Error) Error() string {
 	if e.Field != "" {
 		return fmt.Sprintf("%s: %s", e.Field, e.Msg)
