@@ -269,7 +269,8 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	started bool
-	stop    chan struct{}
+	closed  bool
+	stop    chan struct{} // closed by Close; read by the loop only
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -307,24 +308,27 @@ func (sc *Scheduler) Start(ctx context.Context) error {
 		return errors.New("retention scheduler already started")
 	}
 	sc.started = true
-	sc.stop = make(chan struct{})
+	stop := make(chan struct{})
+	sc.stop = stop
+	// Runs get their own context: a run in progress finishes on Close
+	// until Close's deadline, even when ctx is already cancelled.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	sc.cancel = cancel
 	sc.wg.Add(1)
 	go func() {
 		defer sc.wg.Done()
-		sc.loop(ctx, runCtx)
+		sc.loop(ctx, runCtx, stop)
 	}()
 	sc.cfg.Logger.Info("retention scheduler started", "interval", sc.cfg.Interval)
 	return nil
 }
 
-func (sc *Scheduler) loop(parent, runCtx context.Context) {
+func (sc *Scheduler) loop(parent, runCtx context.Context, stop <-chan struct{}) {
 	t := time.NewTimer(sc.cfg.FirstRun)
 	defer t.Stop()
 	for {
 		select {
-		case <-sc.stop:
+		case <-stop:
 			return
 		case <-parent.Done():
 			return
@@ -349,12 +353,12 @@ func (sc *Scheduler) loop(parent, runCtx context.Context) {
 // twice, is harmless.
 func (sc *Scheduler) Close(ctx context.Context) error {
 	sc.mu.Lock()
-	if !sc.started || sc.stop == nil {
+	if !sc.started || sc.closed {
 		sc.mu.Unlock()
 		return nil
 	}
+	sc.closed = true
 	close(sc.stop)
-	sc.stop = nil
 	cancel := sc.cancel
 	sc.mu.Unlock()
 	done := make(chan struct{})
