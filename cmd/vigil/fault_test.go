@@ -38,6 +38,8 @@ const (
 // (they may or may not be stored, at most once).
 type faultLoad struct {
 	prefix  string
+	token   string        // bearer token; "" sends none
+	pace    time.Duration // pause of each worker between batches
 	workers int
 	batch   int
 	total   int64 // messages to send
@@ -118,6 +120,9 @@ func (l *faultLoad) run(ctx context.Context, t testing.TB) {
 				l.mu.Unlock()
 				body, _ := json.Marshal(msgs)
 				l.send(ctx, t, client, ids, body)
+				if l.pace > 0 {
+					time.Sleep(l.pace)
+				}
 			}
 		}()
 	}
@@ -142,6 +147,9 @@ func (l *faultLoad) send(ctx context.Context, t testing.TB, client *http.Client,
 		l.mu.Unlock()
 		req, _ := http.NewRequestWithContext(ctx, "POST", *b+"/v1/messages/batch", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
+		if l.token != "" {
+			req.Header.Set("Authorization", "Bearer "+l.token)
+		}
 		resp, err := client.Do(req)
 		if err != nil {
 			l.errs.Add(1)
@@ -246,39 +254,56 @@ func chSet(t testing.TB, chURL, q string) map[string]int {
 	return out
 }
 
-// streamIDs reads every message of MESSAGES and counts its Nats-Msg-Id.
+// streamIDs reads every message of MESSAGES and counts its Nats-Msg-Id,
+// retrying for up to a minute while the cluster settles (a JetStream API
+// request can find no responder during a leader election).
 func streamIDs(t testing.TB, natsURL string) map[string]int {
 	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ids, err := readStreamIDs(natsURL)
+		if err == nil {
+			return ids
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read MESSAGES: %v", err)
+		}
+		t.Logf("read MESSAGES: %v (retrying)", err)
+		time.Sleep(time.Second)
+	}
+}
+
+func readStreamIDs(natsURL string) (map[string]int, error) {
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	s, err := js.Stream(ctx, bus.StreamMessages)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	want := info.State.Msgs
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	ids := map[string]int{}
 	var got uint64
 	for got < want {
 		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		n := 0
 		for m := range batch.Messages() {
@@ -287,13 +312,13 @@ func streamIDs(t testing.TB, natsURL string) map[string]int {
 			n++
 		}
 		if err := batch.Error(); err != nil {
-			t.Fatalf("read MESSAGES: %v", err)
+			return nil, err
 		}
 		if n == 0 {
-			t.Fatalf("read MESSAGES: %d of %d then nothing", got, want)
+			return nil, fmt.Errorf("%d of %d messages, then nothing", got, want)
 		}
 	}
-	return ids
+	return ids, nil
 }
 
 // faultReport is what a kill run found, for bench/results/faults.md.
@@ -306,7 +331,10 @@ type faultReport struct {
 
 // verifyFaultRun waits for the projections to catch up with MESSAGES and
 // checks the exactly-once properties against the client's record.
-func verifyFaultRun(t *testing.T, l *faultLoad, natsURL, chURL string, within time.Duration) faultReport {
+//
+// chURL is the ClickHouse HTTP interface and db the database of the tables
+// ("vigil" for vigil dev).
+func verifyFaultRun(t *testing.T, l *faultLoad, natsURL, chURL, db string, within time.Duration) faultReport {
 	t.Helper()
 	stream := streamIDs(t, natsURL)
 	var r faultReport
@@ -332,8 +360,8 @@ func verifyFaultRun(t *testing.T, l *faultLoad, natsURL, chURL string, within ti
 	// The sink and evaluator finish what was in flight at the last kill.
 	deadline := time.Now().Add(within)
 	for {
-		m := chInt(t, chURL, "SELECT count() FROM vigil.messages FINAL")
-		e := chInt(t, chURL, "SELECT count() FROM vigil.evaluations FINAL")
+		m := chInt(t, chURL, "SELECT count() FROM "+db+".messages FINAL")
+		e := chInt(t, chURL, "SELECT count() FROM "+db+".evaluations FINAL")
 		if m >= want && e >= want {
 			break
 		}
@@ -343,7 +371,7 @@ func verifyFaultRun(t *testing.T, l *faultLoad, natsURL, chURL string, within ti
 		time.Sleep(250 * time.Millisecond)
 	}
 
-	archive := chSet(t, chURL, "SELECT id FROM vigil.messages FINAL")
+	archive := chSet(t, chURL, "SELECT id FROM "+db+".messages FINAL")
 	if int64(len(archive)) != want {
 		t.Errorf("archive holds %d distinct ids, MESSAGES %d", len(archive), want)
 	}
@@ -360,22 +388,22 @@ func verifyFaultRun(t *testing.T, l *faultLoad, natsURL, chURL string, within ti
 			t.Errorf("acked id %s is in the archive %d times, want once", id, archive[id])
 		}
 	}
-	if got := chInt(t, chURL, "SELECT count() FROM (SELECT message_id, ruleset_version FROM vigil.evaluations FINAL GROUP BY ALL HAVING count() > 1)"); got != 0 {
+	if got := chInt(t, chURL, "SELECT count() FROM (SELECT message_id, ruleset_version FROM "+db+".evaluations FINAL GROUP BY ALL HAVING count() > 1)"); got != 0 {
 		t.Errorf("%d (message, ruleset) pairs have more than one evaluation", got)
 	}
-	if got := chInt(t, chURL, "SELECT uniqExact(message_id) FROM vigil.evaluations FINAL"); got != want {
+	if got := chInt(t, chURL, "SELECT uniqExact(message_id) FROM "+db+".evaluations FINAL"); got != want {
 		t.Errorf("evaluated messages = %d, want %d", got, want)
 	}
-	if got := chInt(t, chURL, "SELECT uniqExact(ruleset_version) FROM vigil.evaluations FINAL"); got != 1 {
+	if got := chInt(t, chURL, "SELECT uniqExact(ruleset_version) FROM "+db+".evaluations FINAL"); got != 1 {
 		t.Errorf("ruleset versions = %d, want 1", got)
 	}
-	r.verdicts = chInt(t, chURL, "SELECT count() FROM vigil.verdicts FINAL")
-	if got := chInt(t, chURL, "SELECT uniqExact(id) FROM vigil.verdicts FINAL"); got != r.verdicts {
+	r.verdicts = chInt(t, chURL, "SELECT count() FROM "+db+".verdicts FINAL")
+	if got := chInt(t, chURL, "SELECT uniqExact(id) FROM "+db+".verdicts FINAL"); got != r.verdicts {
 		t.Errorf("verdict rows after FINAL = %d, distinct verdict ids = %d, want equal", r.verdicts, got)
 	}
 	// The verdicts are those of a clean run: every stored threat line, and
 	// nothing else, is retracted under the threat rule.
-	threats := chSet(t, chURL, "SELECT message_id FROM vigil.verdicts FINAL WHERE rule_id = '"+threatRule+"'")
+	threats := chSet(t, chURL, "SELECT message_id FROM "+db+".verdicts FINAL WHERE rule_id = '"+threatRule+"'")
 	r.threatVerdicts = int64(len(threats))
 	for id, n := range threats {
 		if n != 1 || !l.threat[id] {
@@ -387,8 +415,8 @@ func verifyFaultRun(t *testing.T, l *faultLoad, natsURL, chURL string, within ti
 			t.Errorf("stored threat line %s has %d threat verdicts, want 1", id, threats[id])
 		}
 	}
-	r.rawMessages = chInt(t, chURL, "SELECT count() FROM vigil.messages")
-	r.rawVerdicts = chInt(t, chURL, "SELECT count() FROM vigil.verdicts")
+	r.rawMessages = chInt(t, chURL, "SELECT count() FROM "+db+".messages")
+	r.rawVerdicts = chInt(t, chURL, "SELECT count() FROM "+db+".verdicts")
 	r.refused, r.errs = l.refused.Load(), l.errs.Load()
 	return r
 }
@@ -426,7 +454,7 @@ func runKillFault(t *testing.T, total int64, kills, workers, batch int, within t
 	if ctx.Err() != nil {
 		t.Fatalf("load did not finish within %v: %d of %d acked", within, l.ackN.Load(), total)
 	}
-	r := verifyFaultRun(t, l, d.nats, d.ch, within)
+	r := verifyFaultRun(t, l, d.nats, d.ch, "vigil", within)
 	r.kills = int64(kills)
 	t.Logf("sent %d, acked %d, unanswered %d, stored %d, kills %d, 429/503 %d, transport errors %d; "+
 		"verdicts %d (threat %d); raw rows before FINAL: messages %d, verdicts %d",
