@@ -32,6 +32,12 @@ type Cluster struct {
 // JetStream has a meta leader, connects and registers cleanup.
 func NewCluster(tb testing.TB, n int) *Cluster {
 	tb.Helper()
+	return NewClusterWith(tb, n, Options{})
+}
+
+// NewClusterWith is [NewCluster] with options applied to every node.
+func NewClusterWith(tb testing.TB, n int, o Options) *Cluster {
+	tb.Helper()
 	ports := make([]int, n)
 	for i := range ports {
 		ports[i] = freePort(tb)
@@ -54,6 +60,9 @@ func NewCluster(tb testing.TB, n int) *Cluster {
 			NoSigs:     true,
 			Cluster:    server.ClusterOpts{Name: "bustest", Host: "127.0.0.1", Port: ports[i]},
 			Routes:     routes,
+			SyncAlways: o.SyncAlways,
+
+			JetStreamMaxStore: o.MaxStoreBytes,
 		}
 		srv, err := server.NewServer(opts)
 		if err != nil {
