@@ -68,6 +68,8 @@ type Found struct {
 	Verdicts uint64 `json:"verdicts"`
 	// StreamMessages are the MESSAGES stream entries of their messages.
 	StreamMessages int `json:"stream_messages"`
+	// StreamVerdicts are the VERDICTS stream entries about them.
+	StreamVerdicts int `json:"stream_verdicts"`
 }
 
 // Shredded reports the vault part of an erasure.
@@ -81,6 +83,7 @@ type Deleted struct {
 	Messages       uint64 `json:"messages"`
 	Verdicts       uint64 `json:"verdicts"`
 	StreamMessages int    `json:"stream_messages"`
+	StreamVerdicts int    `json:"stream_verdicts"`
 }
 
 // Restriction records why and until when data is kept.
@@ -101,6 +104,7 @@ type Verified struct {
 	Messages       uint64 `json:"messages"`
 	Verdicts       uint64 `json:"verdicts"`
 	StreamMessages int    `json:"stream_messages"`
+	StreamVerdicts int    `json:"stream_verdicts"`
 }
 
 // Step is one action of the request.
@@ -152,6 +156,7 @@ func (c *Certificate) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "  other messages linked\t%d\n", c.Found.MessagesLinked)
 	fmt.Fprintf(tw, "  verdicts\t%d\n", c.Found.Verdicts)
 	fmt.Fprintf(tw, "  stream messages\t%d\n", c.Found.StreamMessages)
+	fmt.Fprintf(tw, "  stream verdicts\t%d\n", c.Found.StreamVerdicts)
 	_ = tw.Flush()
 
 	if c.Restriction != nil {
@@ -175,6 +180,7 @@ func (c *Certificate) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "  messages (ClickHouse)\t%d\n", c.Deleted.Messages)
 	fmt.Fprintf(tw, "  verdicts (ClickHouse)\t%d\n", c.Deleted.Verdicts)
 	fmt.Fprintf(tw, "  stream messages (MESSAGES)\t%d\n", c.Deleted.StreamMessages)
+	fmt.Fprintf(tw, "  stream verdicts (VERDICTS)\t%d\n", c.Deleted.StreamVerdicts)
 	_ = tw.Flush()
 
 	if !c.DryRun {
@@ -183,6 +189,7 @@ func (c *Certificate) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "  messages still readable\t%d\n", c.Verified.Messages)
 		fmt.Fprintf(tw, "  verdicts still readable\t%d\n", c.Verified.Verdicts)
 		fmt.Fprintf(tw, "  stream messages still stored\t%d\n", c.Verified.StreamMessages)
+		fmt.Fprintf(tw, "  stream verdicts still stored\t%d\n", c.Verified.StreamVerdicts)
 		_ = tw.Flush()
 	}
 

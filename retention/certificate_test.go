@@ -38,14 +38,14 @@ func TestCertificateGolden(t *testing.T) {
 		Version: retention.CertificateVersion, Request: "DSR-2026-0042", Tenant: "acme",
 		SubjectHash: "5f0c3a1e9b7d2c4a8e6f1b3d5c7a9e0f", RequestedBy: "dpo@acme.example", Reason: "GDPR Art. 17 request by e-mail",
 		IssuedAt: issued,
-		Found:    retention.Found{Tokens: 4, MessagesSent: 3, MessagesLinked: 2, Verdicts: 3, StreamMessages: 3},
+		Found:    retention.Found{Tokens: 4, MessagesSent: 3, MessagesLinked: 2, Verdicts: 3, StreamMessages: 3, StreamVerdicts: 3},
 	}
 	erased := base
 	erased.Outcome = retention.OutcomeErased
 	erased.Shredded = retention.Shredded{SubjectKey: true, Tokens: 4}
-	erased.Deleted = retention.Deleted{Messages: 3, Verdicts: 3, StreamMessages: 3}
+	erased.Deleted = retention.Deleted{Messages: 3, Verdicts: 3, StreamMessages: 3, StreamVerdicts: 3}
 	erased.Steps = []retention.Step{
-		{Action: "securely delete 3 messages from the MESSAGES stream", Why: "no legal hold and no retention duty applies to this subject's data"},
+		{Action: "securely delete 3 messages from the MESSAGES stream and 3 verdicts from the VERDICTS stream", Why: "no legal hold and no retention duty applies to this subject's data"},
 		{Action: "crypto-shred the subject's vault key (4 tokens become unreadable)", Why: "no legal hold and no retention duty applies to this subject's data"},
 		{Action: "delete 3 message rows and 3 verdict rows from ClickHouse and verify none remain", Why: "no legal hold and no retention duty applies to this subject's data"},
 	}

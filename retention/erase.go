@@ -41,8 +41,9 @@ func (r EraseRequest) validate() error {
 // the stream sequences to erase, which ClickHouse no longer knows once its
 // rows are deleted.
 type progress struct {
-	Outcome string   `json:"outcome"`
-	Seqs    []uint64 `json:"stream_seqs"`
+	Outcome     string   `json:"outcome"`
+	Seqs        []uint64 `json:"stream_seqs"`
+	VerdictSeqs []uint64 `json:"verdict_stream_seqs,omitempty"`
 }
 
 // plan is the decision of an erasure request.
@@ -50,6 +51,7 @@ type plan struct {
 	cert   *Certificate
 	filter warehouse.MessageFilter // rows to delete (zero Tenant: none)
 	seqs   []uint64                // stream messages to erase
+	vseqs  []uint64                // VERDICTS entries to erase
 	basis  string
 	after  time.Time
 }
@@ -107,7 +109,7 @@ func (s *Service) Erase(ctx context.Context, req EraseRequest) (*Certificate, er
 		}
 	}
 
-	p, err := s.plan(ctx, req, sh, hasPrev, prog.Seqs)
+	p, err := s.plan(ctx, req, sh, hasPrev, prog)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +121,7 @@ func (s *Service) Erase(ctx context.Context, req EraseRequest) (*Certificate, er
 
 	// Record the plan first: if anything below fails or the process dies,
 	// running the request again finds the stream sequences here.
-	pj, _ := json.Marshal(progress{Outcome: c.Outcome, Seqs: p.seqs})
+	pj, _ := json.Marshal(progress{Outcome: c.Outcome, Seqs: p.seqs, VerdictSeqs: p.vseqs})
 	rec := warehouse.ErasureRecord{Tenant: req.Tenant, RequestRef: req.Ref, SubjectHash: sh, SubjectID: req.Subject,
 		Outcome: OutcomeInProgress, Basis: p.basis, DeleteAfter: p.after, Found: foundMap(c.Found),
 		RequestedBy: req.Actor, At: c.IssuedAt, Certificate: string(pj)}
@@ -136,6 +138,9 @@ func (s *Service) Erase(ctx context.Context, req EraseRequest) (*Certificate, er
 	}
 	// Stream first: the warehouse rows are what find the sequences again.
 	if err := s.bus.EraseMessages(ctx, p.seqs); err != nil {
+		return nil, fmt.Errorf("erase %s: stream: %w", req.Ref, err)
+	}
+	if err := s.bus.EraseVerdicts(ctx, p.vseqs); err != nil {
 		return nil, fmt.Errorf("erase %s: stream: %w", req.Ref, err)
 	}
 	if c.Outcome == OutcomeErased {
@@ -161,12 +166,15 @@ func (s *Service) Erase(ctx context.Context, req EraseRequest) (*Certificate, er
 		}
 		c.Verified.Messages, c.Verified.Verdicts = left.Messages, left.Verdicts
 	}
-	if c.Verified.StreamMessages, err = s.storedCount(ctx, p.seqs); err != nil {
+	if c.Verified.StreamMessages, err = s.storedCount(ctx, bus.StreamMessages, p.seqs); err != nil {
+		return nil, fmt.Errorf("erase %s: verify stream: %w", req.Ref, err)
+	}
+	if c.Verified.StreamVerdicts, err = s.storedCount(ctx, bus.StreamVerdicts, p.vseqs); err != nil {
 		return nil, fmt.Errorf("erase %s: verify stream: %w", req.Ref, err)
 	}
 	if c.Verified != (Verified{}) {
-		return nil, fmt.Errorf("erase %s: %d messages, %d verdicts, %d stream messages still readable; run the request again",
-			req.Ref, c.Verified.Messages, c.Verified.Verdicts, c.Verified.StreamMessages)
+		return nil, fmt.Errorf("erase %s: %d messages, %d verdicts, %d stream messages, %d stream verdicts still readable; run the request again",
+			req.Ref, c.Verified.Messages, c.Verified.Verdicts, c.Verified.StreamMessages, c.Verified.StreamVerdicts)
 	}
 
 	cj, err := c.JSON()
@@ -175,7 +183,7 @@ func (s *Service) Erase(ctx context.Context, req EraseRequest) (*Certificate, er
 	}
 	rec.Outcome, rec.Certificate = c.Outcome, string(cj)
 	rec.Removed = map[string]uint64{"messages": c.Deleted.Messages, "verdicts": c.Deleted.Verdicts,
-		"stream_messages": uint64(c.Deleted.StreamMessages)}
+		"stream_messages": uint64(c.Deleted.StreamMessages), "stream_verdicts": uint64(c.Deleted.StreamVerdicts)}
 	if c.Outcome == OutcomeErased {
 		rec.SubjectID = ""
 	}
@@ -207,7 +215,7 @@ func (s *Service) Erase(ctx context.Context, req EraseRequest) (*Certificate, er
 }
 
 // plan finds everything linked to the subject and decides what to do.
-func (s *Service) plan(ctx context.Context, req EraseRequest, sh string, resumed bool, prevSeqs []uint64) (*plan, error) {
+func (s *Service) plan(ctx context.Context, req EraseRequest, sh string, resumed bool, prev progress) (*plan, error) {
 	holds, err := warehouse.ListHolds(ctx, s.conn, req.Tenant)
 	if err != nil {
 		return nil, fmt.Errorf("erase %s: %w", req.Ref, err)
@@ -276,13 +284,17 @@ func (s *Service) plan(ctx context.Context, req EraseRequest, sh string, resumed
 		if p.seqs, err = warehouse.MessageStreamSeqs(ctx, s.conn, bySender); err != nil {
 			return nil, fmt.Errorf("erase %s: %w", req.Ref, err)
 		}
-		p.seqs = mergeSeqs(p.seqs, prevSeqs)
-		c.Found.StreamMessages = len(p.seqs)
+		p.seqs = mergeSeqs(p.seqs, prev.Seqs)
+		if p.vseqs, err = warehouse.VerdictStreamSeqs(ctx, s.conn, bySender); err != nil {
+			return nil, fmt.Errorf("erase %s: %w", req.Ref, err)
+		}
+		p.vseqs = mergeSeqs(p.vseqs, prev.VerdictSeqs)
+		c.Found.StreamMessages, c.Found.StreamVerdicts = len(p.seqs), len(p.vseqs)
 		c.Shredded = Shredded{SubjectKey: true, Tokens: len(tokens)}
-		c.Deleted = Deleted{Messages: found.Messages, Verdicts: found.Verdicts, StreamMessages: len(p.seqs)}
+		c.Deleted = Deleted{Messages: found.Messages, Verdicts: found.Verdicts, StreamMessages: len(p.seqs), StreamVerdicts: len(p.vseqs)}
 		why := "no legal hold and no retention duty applies to this subject's data"
 		c.Steps = []Step{
-			{Action: fmt.Sprintf("securely delete %d messages from the MESSAGES stream", len(p.seqs)), Why: why},
+			{Action: fmt.Sprintf("securely delete %d messages from the MESSAGES stream and %d verdicts from the VERDICTS stream", len(p.seqs), len(p.vseqs)), Why: why},
 			{Action: fmt.Sprintf("crypto-shred the subject's vault key (%d tokens become unreadable, also in replayed events and other senders' messages)", len(tokens)), Why: why},
 			{Action: fmt.Sprintf("delete %d message rows and %d verdict rows from ClickHouse (ALTER TABLE … DELETE, mutations_sync = 2) and verify none remain", found.Messages, found.Verdicts), Why: why},
 		}
@@ -320,15 +332,19 @@ func (s *Service) plan(ctx context.Context, req EraseRequest, sh string, resumed
 		if p.seqs, err = warehouse.MessageStreamSeqs(ctx, s.conn, p.filter); err != nil {
 			return nil, fmt.Errorf("erase %s: %w", req.Ref, err)
 		}
-		p.seqs = mergeSeqs(p.seqs, prevSeqs)
+		p.seqs = mergeSeqs(p.seqs, prev.Seqs)
+		if p.vseqs, err = warehouse.VerdictStreamSeqs(ctx, s.conn, p.filter); err != nil {
+			return nil, fmt.Errorf("erase %s: %w", req.Ref, err)
+		}
+		p.vseqs = mergeSeqs(p.vseqs, prev.VerdictSeqs)
 		planned, err := warehouse.CountMessages(ctx, s.conn, p.filter)
 		if err != nil {
 			return nil, fmt.Errorf("erase %s: %w", req.Ref, err)
 		}
-		c.Deleted = Deleted{Messages: planned.Messages, Verdicts: planned.Verdicts, StreamMessages: len(p.seqs)}
+		c.Deleted = Deleted{Messages: planned.Messages, Verdicts: planned.Verdicts, StreamMessages: len(p.seqs), StreamVerdicts: len(p.vseqs)}
 		c.Steps = append(c.Steps, Step{
-			Action: fmt.Sprintf("delete %d messages no obligation keeps (%d stream messages, %d message rows, %d verdict rows) and verify none remain",
-				len(free), len(p.seqs), planned.Messages, planned.Verdicts),
+			Action: fmt.Sprintf("delete %d messages no obligation keeps (%d stream messages, %d stream verdicts, %d message rows, %d verdict rows) and verify none remain",
+				len(free), len(p.seqs), len(p.vseqs), planned.Messages, planned.Verdicts),
 			Why: "their retention period has expired or no retention duty covers them",
 		})
 	}
@@ -370,12 +386,12 @@ func mergeSeqs(a, b []uint64) []uint64 {
 	return out
 }
 
-// storedCount counts the sequences still stored in MESSAGES.
-func (s *Service) storedCount(ctx context.Context, seqs []uint64) (int, error) {
+// storedCount counts the sequences still stored in stream.
+func (s *Service) storedCount(ctx context.Context, stream string, seqs []uint64) (int, error) {
 	if len(seqs) == 0 {
 		return 0, nil
 	}
-	st, err := s.bus.JetStream().Stream(ctx, bus.StreamMessages)
+	st, err := s.bus.JetStream().Stream(ctx, stream)
 	if err != nil {
 		return 0, err
 	}
@@ -396,6 +412,6 @@ func (s *Service) storedCount(ctx context.Context, seqs []uint64) (int, error) {
 func foundMap(f Found) map[string]uint64 {
 	return map[string]uint64{
 		"tokens": uint64(f.Tokens), "messages_sent": uint64(f.MessagesSent), "messages_linked": uint64(f.MessagesLinked),
-		"verdicts": f.Verdicts, "stream_messages": uint64(f.StreamMessages),
+		"verdicts": f.Verdicts, "stream_messages": uint64(f.StreamMessages), "stream_verdicts": uint64(f.StreamVerdicts),
 	}
 }

@@ -162,8 +162,11 @@ func TestEraseDecides(t *testing.T) {
 
 			switch tc.want {
 			case retention.OutcomeErased:
-				if !cert.Shredded.SubjectKey || cert.Deleted != (retention.Deleted{Messages: 3, Verdicts: 3, StreamMessages: 3}) {
-					t.Errorf("certificate shredded %+v deleted %+v, want key shredded and 3/3/3 deleted", cert.Shredded, cert.Deleted)
+				if !cert.Shredded.SubjectKey || cert.Deleted != (retention.Deleted{Messages: 3, Verdicts: 3, StreamMessages: 3, StreamVerdicts: 3}) {
+					t.Errorf("certificate shredded %+v deleted %+v, want key shredded and 3/3/3/3 deleted", cert.Shredded, cert.Deleted)
+				}
+				if n := e.streamVerdicts(t, "alice"); n != 0 {
+					t.Errorf("after erasure VERDICTS holds %d verdicts about alice, want 0", n)
 				}
 				if err := e.detokenizeAll(t, aliceTokens); !errors.Is(err, pii.ErrSubjectShredded) {
 					t.Errorf("after erasure Detokenize = %v, want ErrSubjectShredded", err)
@@ -200,6 +203,9 @@ func TestEraseDecides(t *testing.T) {
 				}
 				if n := e.streamHas(t, "alice"); n != 3 {
 					t.Errorf("restricted: stream has %d of alice's messages, want 3", n)
+				}
+				if n := e.streamVerdicts(t, "alice"); n != 3 {
+					t.Errorf("restricted: VERDICTS holds %d verdicts about alice, want 3", n)
 				}
 				if rec.Basis != r.Basis || !rec.DeleteAfter.Equal(tc.wantAfter) || rec.SubjectID != "alice" {
 					t.Errorf("erasures row basis %q delete_after %s subject kept %v", rec.Basis, rec.DeleteAfter, rec.SubjectID == "alice")
@@ -567,7 +573,7 @@ func TestEraseMixedRestrictsAndDeletes(t *testing.T) {
 		!cert.Restriction.DeleteAfter.Equal(m.SentAt.AddDate(0, 0, 2192)) {
 		t.Fatalf("certificate %+v restriction %+v, want restricted keeping 1 message until +2192 days", cert, cert.Restriction)
 	}
-	if want := (retention.Deleted{Messages: 3, Verdicts: 3, StreamMessages: 3}); cert.Deleted != want {
+	if want := (retention.Deleted{Messages: 3, Verdicts: 3, StreamMessages: 3, StreamVerdicts: 3}); cert.Deleted != want {
 		t.Errorf("deleted %+v, want %+v", cert.Deleted, want)
 	}
 	if n := e.count(t, "SELECT count() FROM messages WHERE sender_id = 'alice'"); n != 1 {
@@ -582,4 +588,36 @@ func TestEraseMixedRestrictsAndDeletes(t *testing.T) {
 	if err := e.detokenizeAll(t, e.tokensOf("bob")); err != nil {
 		t.Errorf("bob's tokens: %v", err)
 	}
+}
+
+// streamVerdicts counts the verdicts in VERDICTS whose sender is subject.
+func (e *env) streamVerdicts(t *testing.T, subject string) int {
+	t.Helper()
+	ctx := ctxT(t)
+	st, err := e.srv.JS.Stream(ctx, bus.StreamVerdicts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v vigil.Verdict
+		if err := json.Unmarshal(m.Data, &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.SenderID == subject {
+			n++
+		}
+	}
+	return n
 }

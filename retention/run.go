@@ -94,6 +94,7 @@ type PolicyRun struct {
 	Messages       uint64 `json:"messages"`
 	Verdicts       uint64 `json:"verdicts"`
 	StreamMessages int    `json:"stream_messages"`
+	StreamVerdicts int    `json:"stream_verdicts"`
 	Held           uint64 `json:"held"`
 }
 
@@ -190,9 +191,16 @@ func (s *Service) run(ctx context.Context, o RunOptions) (*RunReport, error) {
 				if err != nil {
 					return rep, fmt.Errorf("retention run: %w", err)
 				}
-				pr.StreamMessages = len(seqs)
+				vseqs, err := warehouse.VerdictStreamSeqs(ctx, s.conn, f)
+				if err != nil {
+					return rep, fmt.Errorf("retention run: %w", err)
+				}
+				pr.StreamMessages, pr.StreamVerdicts = len(seqs), len(vseqs)
 				if !o.DryRun {
 					if err := s.bus.EraseMessages(ctx, seqs); err != nil {
+						return rep, fmt.Errorf("retention run: tenant %s: %w", tenant, err)
+					}
+					if err := s.bus.EraseVerdicts(ctx, vseqs); err != nil {
 						return rep, fmt.Errorf("retention run: tenant %s: %w", tenant, err)
 					}
 					got, err := warehouse.DeleteMessages(ctx, s.conn, f)

@@ -91,8 +91,11 @@ func TestRunPurgesExpired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := rep.Policies[0]; p.Messages != 5 || p.StreamMessages != 5 || p.Held != 1 {
-		t.Fatalf("run %+v, want 5 messages removed (5 from the stream), 1 held", p)
+	if p := rep.Policies[0]; p.Messages != 5 || p.StreamMessages != 5 || p.StreamVerdicts != 4 || p.Held != 1 {
+		t.Fatalf("run %+v, want 5 messages removed (5 from MESSAGES, 4 from VERDICTS), 1 held", p)
+	}
+	if n := e.streamVerdicts(t, "alice") + e.streamVerdicts(t, "bob"); n != 0 {
+		t.Errorf("%d expired verdicts left in VERDICTS, want 0", n)
 	}
 	if n := e.count(t, "SELECT count() FROM messages"); n != 1 {
 		t.Errorf("%d message rows left, want carol's held one", n)

@@ -431,6 +431,33 @@ func MessageStreamSeqs(ctx context.Context, conn driver.Conn, f MessageFilter) (
 	return out, nil
 }
 
+// VerdictStreamSeqs returns the VERDICTS stream sequences of the verdict
+// rows about the messages matching f (see [DeleteMessages]), ascending and
+// distinct.
+func VerdictStreamSeqs(ctx context.Context, conn driver.Conn, f MessageFilter) ([]uint64, error) {
+	where, err := f.where()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := conn.Query(ctx, "SELECT DISTINCT stream_seq FROM verdicts WHERE "+verdictWhere(f, where)+" ORDER BY stream_seq")
+	if err != nil {
+		return nil, fmt.Errorf("find verdict sequences: %w", err)
+	}
+	defer rows.Close()
+	var out []uint64
+	for rows.Next() {
+		var s uint64
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("find verdict sequences: %w", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find verdict sequences: %w", err)
+	}
+	return out, nil
+}
+
 // Removal counts the rows of each table a filter selects (before a delete)
 // or that remain (after one). Counts include every stored version.
 type Removal struct {

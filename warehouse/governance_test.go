@@ -106,6 +106,14 @@ func TestDeleteMessages(t *testing.T) {
 	if len(seqs) != 20 || seqs[0] != 2 || seqs[1] != 7 {
 		t.Fatalf("MessageStreamSeqs = %v, want 20 sequences starting 2, 7", seqs)
 	}
+	vseqs, err := warehouse.VerdictStreamSeqs(ctx, db.Conn, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Verdicts of u1's messages: m6, m16, … m96 (even and ≡ 1 mod 5).
+	if len(vseqs) != 10 || vseqs[0] != 7 || vseqs[1] != 17 {
+		t.Fatalf("VerdictStreamSeqs = %v, want 10 sequences starting 7, 17", vseqs)
+	}
 	got, err := warehouse.DeleteMessages(ctx, db.Conn, f)
 	if err != nil {
 		t.Fatalf("DeleteMessages: %v", err)
