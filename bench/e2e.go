@@ -32,6 +32,10 @@ const (
 // minRampRate is the lowest rate a ramp steps down to.
 const minRampRate = 10
 
+// bisectGap ends the bisection when the first failing rate is within 20 %
+// of the last sustained one.
+const bisectGap = 1.2
+
 // Counts is the pipeline's progress as [ProgressFunc] reads it: messages
 // evaluated (records on the EVALUATIONS stream) and evaluations written to
 // the warehouse.
@@ -98,14 +102,15 @@ type RampResult struct {
 	MaxRate   float64 `json:"max_rate"`
 }
 
-// Ramp finds the highest sustained end-to-end rate: it runs open-loop
-// steps at rising target rates (Start, Start×Factor, …); after the first
-// step that does not hold it bisects between the last good and the last bad
-// rate until a step holds or the two are within 10 %. When the first step
-// does not hold, it steps down by Factor² until one does. A step is sustained when at least 90 % of its
-// target rate was acked, and the evaluator (within EvalGrace) and the sink
-// (within SinkGrace) had processed all but 1 % of everything acked so far.
-// Ramp waits for the pipeline to drain before returning.
+// Ramp finds the highest sustained end-to-end rate. It runs open-loop
+// steps at rising target rates (Start, Start×Factor, …); when the first
+// step does not hold it steps down by Factor² until one does; then it
+// bisects between the last good and the last bad rate until the two are
+// within 20 %. A step is sustained when at least 90 % of its target rate
+// was acked with no failures, and the evaluator (within EvalGrace) and the
+// sink (within SinkGrace) had processed all but 1 % of everything acked so
+// far. After a step that does not hold, Ramp waits for the pipeline to
+// drain before the next one.
 func Ramp(ctx context.Context, cfg RampConfig) (*RampResult, error) {
 	if cfg.Progress == nil || cfg.Run.Count != 0 {
 		return nil, fmt.Errorf("%w: ramp needs a progress reader and no count", ErrInvalidConfig)
@@ -168,8 +173,7 @@ func Ramp(ctx context.Context, cfg RampConfig) (*RampResult, error) {
 			if rate < minRampRate {
 				return res, nil
 			}
-		case bad/good < 1.1 || rate != bad:
-			// The gap is small, or the bisection step held: done.
+		case bad/good < bisectGap:
 			return res, nil
 		default:
 			rate = (good + bad) / 2

@@ -137,16 +137,16 @@ func writeRun(b *strings.Builder, r *E2ERun) {
 			num(bl.Rate), num(bl.PublishRate), bl.Consumed, bl.MeanBytes, bl.CPUSecondsPerMsg*1e6)
 	}
 	if rp := r.Ramp; rp != nil {
-		b.WriteString("| target msgs/s | acked msgs/s | evaluated msgs/s | eval lag | sink lag | ack p50 / p99 | CPU µs/msg | sustained |\n")
-		b.WriteString("| ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |\n")
+		b.WriteString("| target msgs/s | acked msgs/s | evaluated msgs/s | eval lag | sink lag | ack p50 / p99 | CPU µs/msg | process CPU | sustained |\n")
+		b.WriteString("| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |\n")
 		for _, s := range rp.Steps {
 			ok := "yes"
 			if !s.Sustained {
 				ok = "no: " + s.Reason
 			}
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s / %s | %.0f | %s |\n",
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s / %s | %.0f | %.2f cores | %s |\n",
 				num(s.TargetRate), num(s.AckedRate), num(s.EvaluatedRate), lag(s.EvalLagSeconds), lag(s.SinkLagSeconds),
-				ms(s.AckLatency.P50), ms(s.AckLatency.P99), s.CPUSecondsPerMsg*1e6, ok)
+				ms(s.AckLatency.P50), ms(s.AckLatency.P99), s.CPUSecondsPerMsg*1e6, s.CPUSecondsPerMsg*s.AckedRate, ok)
 		}
 		b.WriteString("\n")
 	}
@@ -155,16 +155,17 @@ func writeRun(b *strings.Builder, r *E2ERun) {
 			num(r.Rate), num(r.Ramp.MaxTarget), r.Ratio)
 	}
 	if len(r.Phases) > 0 {
-		b.WriteString("| share of max | target msgs/s | acked msgs/s | ack p50 / p99 / p99.9 | ack→verdict p50 / p99 / p99.9 (n) | CPU µs/msg |\n")
-		b.WriteString("| ---: | ---: | ---: | --- | --- | ---: |\n")
+		b.WriteString("| share of max | target msgs/s | acked msgs/s | ack p50 / p99 / p99.9 | ack→verdict p50 / p99 / p99.9 (n) | CPU µs/msg | process CPU |\n")
+		b.WriteString("| ---: | ---: | ---: | --- | --- | ---: | ---: |\n")
 		for _, p := range r.Phases {
 			a := p.Result.AckLatency
 			v := "n/a (HTTP)"
 			if vl := p.Result.VerdictLatency; vl != nil {
 				v = fmt.Sprintf("%s / %s / %s (%d)", ms(vl.P50), ms(vl.P99), ms(vl.P999), vl.Count)
 			}
-			fmt.Fprintf(b, "| %.0f %% | %s | %s | %s / %s / %s | %s | %.0f |\n",
-				100*p.Share, num(p.TargetRate), num(p.Result.Rate), ms(a.P50), ms(a.P99), ms(a.P999), v, p.CPUSecondsPerMsg*1e6)
+			fmt.Fprintf(b, "| %.0f %% | %s | %s | %s / %s / %s | %s | %.0f | %.2f cores |\n",
+				100*p.Share, num(p.TargetRate), num(p.Result.Rate), ms(a.P50), ms(a.P99), ms(a.P999), v,
+				p.CPUSecondsPerMsg*1e6, p.CPUSecondsPerMsg*p.Result.Rate)
 		}
 		b.WriteString("\n")
 	}
@@ -174,7 +175,7 @@ func writeRun(b *strings.Builder, r *E2ERun) {
 		if r.ProfileFile != "" {
 			fmt.Fprintf(b, " (`%s`)", r.ProfileFile)
 		}
-		b.WriteString(", top 20 by flat time:\n\n```\n")
+		b.WriteString(", top 20 by flat time, then by cumulative time:\n\n```\n")
 		b.WriteString(strings.TrimRight(r.ProfileTop, "\n"))
 		b.WriteString("\n```\n\n")
 	}

@@ -30,7 +30,7 @@ import (
 const (
 	DefaultBenchOut          = "bench/results/e2e.md"
 	DefaultBenchDuration     = 8 * time.Second
-	DefaultBenchQuickPhase   = 2 * time.Second
+	DefaultBenchQuickPhase   = time.Second
 	DefaultBenchSessions     = 64
 	DefaultBenchSyncInterval = "always,2m"
 	// DefaultBenchMaxProfile is the largest CPU profile kept beside the
@@ -71,7 +71,7 @@ policy in --sync-interval it measures:
 
 It writes a Markdown report (machine, date, commit, command, numbers) to
 --out and prints it (or JSON with --json). A full run takes about 4-5
-minutes; --quick is a 20-second smoke run (one policy, short phases).
+minutes; --quick is a smoke run of 20-30 s (one policy, 1-second phases).
 
 Usage:
   vigil bench [flags]
@@ -114,7 +114,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.syncInterval, "sync-interval", DefaultBenchSyncInterval, "Comma-separated JetStream fsync policies to benchmark: 'always' (compliance default) and/or durations such as 2m.")
 	fs.StringVar(&f.chdbLib, "chdb-lib", "", "Path to libchdb.so. Default: $VIGIL_CHDB_LIB, else the `make deps` cache.")
 	fs.StringVar(&f.rules, "rules", "", "Directory of rule files. Default: the packs built into the binary.")
-	fs.BoolVar(&f.quick, "quick", false, "Smoke run of about 20 s: the first --sync-interval only, short phases, no profile.")
+	fs.BoolVar(&f.quick, "quick", false, "Smoke run of 20-30 s: the first --sync-interval only, 1-second phases, no profile.")
 	fs.BoolVar(&f.jsonOut, "json", false, "Print the report as JSON instead of Markdown.")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "Log level: debug, info, warn, error.")
 	if code := parseFlags(fs, args, stderr); code >= 0 {
@@ -316,7 +316,7 @@ func (b *benchRunner) runSync(ctx context.Context, sync time.Duration, first boo
 
 	rampCfg := bench.RampConfig{Run: rc, Progress: progress, Step: b.step()}
 	if b.f.quick {
-		rampCfg.Start, rampCfg.Factor, rampCfg.Steps = 100, 2, 3
+		rampCfg.Start, rampCfg.Factor, rampCfg.Steps = 100, 2, 2
 	} else if b.lastMax > bench.DefaultRampStart {
 		// The previous policy's maximum is a good place to start.
 		rampCfg.Start = b.lastMax
@@ -346,12 +346,15 @@ func (b *benchRunner) runSync(ctx context.Context, sync time.Duration, first boo
 	b.progressf("sync_interval %s: e2e %.0f msgs/s (%.2fx baseline)", label, run.Rate, run.Ratio)
 
 	rc.Duration = b.f.duration
+	if b.f.quick {
+		rc.VerdictWait = DefaultBenchQuickPhase
+	}
 	rc.Mix = bench.DefaultMix
 	rc.Mix.RuleRate = benchPhaseRuleRate
 	for _, share := range benchShares {
 		b.progressf("sync_interval %s: latency at %.0f%% (%.0f msgs/s) for %v", label, 100*share, share*ramp.MaxTarget, rc.Duration)
 		var prof *bytes.Buffer
-		if share == benchProfileShare && first && !b.f.quick {
+		if share == benchProfileShare && !b.f.quick {
 			prof = new(bytes.Buffer)
 			if err := pprof.StartCPUProfile(prof); err != nil {
 				b.logger.Warn("cpu profile not taken", "err", err)
@@ -362,7 +365,11 @@ func (b *benchRunner) runSync(ctx context.Context, sync time.Duration, first boo
 		if prof != nil {
 			pprof.StopCPUProfile()
 			run.ProfileShare = share
-			run.ProfileTop, run.ProfileFile = b.keepProfile(prof.Bytes())
+			name := "e2e.cpu.pprof"
+			if !first {
+				name = "e2e." + strings.ReplaceAll(label, "/", "_") + ".cpu.pprof"
+			}
+			run.ProfileTop, run.ProfileFile = b.keepProfile(prof.Bytes(), name)
 		}
 		if p != nil {
 			run.Phases = append(run.Phases, p)
@@ -377,7 +384,7 @@ func (b *benchRunner) runSync(ctx context.Context, sync time.Duration, first boo
 
 // keepProfile summarises a CPU profile with `go tool pprof -top` and
 // writes it beside the report when it is small enough.
-func (b *benchRunner) keepProfile(prof []byte) (top, file string) {
+func (b *benchRunner) keepProfile(prof []byte, name string) (top, file string) {
 	tmp, err := os.CreateTemp("", "vigil-bench-*.pprof")
 	if err != nil {
 		return "profile not summarised: " + err.Error(), ""
@@ -391,18 +398,25 @@ func (b *benchRunner) keepProfile(prof []byte) (top, file string) {
 		return "profile not summarised: " + err.Error(), ""
 	}
 	if b.f.out != "-" && len(prof) < DefaultBenchMaxProfile {
-		file = filepath.Join(filepath.Dir(b.f.out), "e2e.cpu.pprof")
+		file = filepath.Join(filepath.Dir(b.f.out), name)
 		if err := os.WriteFile(file, prof, 0o644); err != nil {
 			b.logger.Warn("cpu profile not kept", "err", err)
 			file = ""
 		}
 	}
 	exe, _ := os.Executable()
-	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=20", exe, tmp.Name()).CombinedOutput()
+	flat, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=20", exe, tmp.Name()).CombinedOutput()
 	if err != nil {
 		return fmt.Sprintf("profile not summarised (go tool pprof: %v)", err), file
 	}
-	return string(out), file
+	// Cumulative time of Vigil's, the NATS server's and chDB's frames says
+	// which stage the flat time belongs to.
+	cum, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount=25",
+		"-show=vigilhq|nats-server|chlocal", exe, tmp.Name()).CombinedOutput()
+	if err != nil {
+		return string(flat), file
+	}
+	return string(flat) + "\n--- cumulative, Vigil / nats-server / chlocal frames only ---\n" + string(cum), file
 }
 
 // stackProgress counts evaluations on the EVALUATIONS stream and in the
