@@ -111,13 +111,13 @@ warehouse sink and review, and the load generator itself, all on the same cores.
 
 `)
 	for i := range rep.Runs {
-		writeRun(&b, &rep.Runs[i])
+		writeRun(&b, &rep.Runs[i], rep.Machine.CPUs)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func writeRun(b *strings.Builder, r *E2ERun) {
+func writeRun(b *strings.Builder, r *E2ERun, cpus int) {
 	label := "sync_interval " + r.SyncInterval
 	if r.SyncInterval == "always" {
 		label += " (compliance default)"
@@ -153,6 +153,18 @@ func writeRun(b *strings.Builder, r *E2ERun) {
 	if r.Baseline != nil && r.Ramp != nil {
 		fmt.Fprintf(b, "e2e: %s msgs/s sustained (target %s); ratio e2e / baseline: %.2fx\n\n",
 			num(r.Rate), num(r.Ramp.MaxTarget), r.Ratio)
+		for _, s := range r.Ramp.Steps {
+			if s.TargetRate != r.Ramp.MaxTarget || s.CPUSecondsPerMsg == 0 || r.Baseline.CPUSecondsPerMsg == 0 {
+				continue
+			}
+			// On a shared machine the wall-clock rates depend on what the
+			// neighbours run; CPU per message does not (much).
+			bc, ec := r.Baseline.CPUSecondsPerMsg, s.CPUSecondsPerMsg
+			fmt.Fprintf(b, "CPU cost: baseline %.1f µs/msg, e2e %.0f µs/msg at the max step (%.0f×); "+
+				"CPU-bound ceiling on %d idle cores: baseline ~%s, e2e ~%s msgs/s (ratio %.3fx)\n\n",
+				bc*1e6, ec*1e6, ec/bc, cpus, num(float64(cpus)/bc), num(float64(cpus)/ec), bc/ec)
+			break
+		}
 	}
 	if len(r.Phases) > 0 {
 		b.WriteString("| share of max | target msgs/s | acked msgs/s | ack p50 / p99 / p99.9 | ack→verdict p50 / p99 / p99.9 (n) | CPU µs/msg | process CPU |\n")
