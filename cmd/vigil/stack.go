@@ -80,7 +80,14 @@ func startEmbeddedStack(ctx context.Context, logger *slog.Logger, cfg embeddedSt
 		return nil, &stackError{fmt.Errorf("start embedded NATS: %w", err), "pass another --nats-port, or check the data directory"}
 	}
 	a.onClose(func(ctx context.Context) { _ = nats.Shutdown(ctx) })
-	if err := a.openBus(ctx, nats.ClientURL(), cfg.busConfig, bus.ConnectOptions{Name: "vigil dev"}); err != nil {
+	bc := cfg.busConfig
+	// Atomic batches buy group commit: one fsync per batch instead of one per
+	// message (23× with fsync on every write). Without per-write fsync they
+	// cost more than they save on one node (bench/results/bus.md).
+	if cfg.syncInterval > 0 {
+		bc.NoAtomicBatches = true
+	}
+	if err := a.openBus(ctx, nats.ClientURL(), bc, bus.ConnectOptions{Name: "vigil dev"}); err != nil {
 		return nil, err
 	}
 
