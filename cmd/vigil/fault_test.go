@@ -192,6 +192,7 @@ func (l *faultLoad) send(ctx context.Context, t testing.TB, client *http.Client,
 // devRun is a `vigil dev` on one data directory, restarted after kills.
 type devRun struct {
 	data string
+	args []string // extra flags
 	p    *vigilProc
 	http string
 	nats string
@@ -200,8 +201,8 @@ type devRun struct {
 
 func (d *devRun) start(t *testing.T) {
 	t.Helper()
-	d.p = startVigil(t, "dev", "--data", d.data, "--http", "127.0.0.1:0", "--nats-port", "-1",
-		"--clickhouse-http", "127.0.0.1:0")
+	args := []string{"dev", "--data", d.data, "--http", "127.0.0.1:0", "--nats-port", "-1", "--clickhouse-http", "127.0.0.1:0"}
+	d.p = startVigil(t, append(args, d.args...)...)
 	m := d.p.waitLine(t, startedRE, 3*time.Minute)
 	d.http, d.nats, d.ch = m[1], m[2], m[3]
 }

@@ -37,6 +37,7 @@ const (
 	envSessions        = "VIGIL_SESSIONS"         // total WebSocket sessions (default 50000)
 	envSessionsRate    = "VIGIL_SESSIONS_RATE"    // msgs/s over all sessions (default 5000)
 	envSessionsSeconds = "VIGIL_SESSIONS_SECONDS" // load duration (default 60)
+	envSessionsSync    = "VIGIL_SESSIONS_SYNC"    // vigil dev --sync-interval (default always)
 	envSessionsClient  = "VIGIL_SESSIONS_CLIENT"  // set in client subprocesses: their config (JSON)
 	// perProcess bounds the sockets of one serve replica or one client
 	// process (open-files hard limit 20,000).
@@ -395,6 +396,9 @@ func TestSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	dev := &devRun{data: data}
+	if v := os.Getenv(envSessionsSync); v != "" {
+		dev.args = []string{"--sync-interval", v}
+	}
 	dev.start(t)
 	t.Setenv("VIGIL_PII_KEK", kek)
 	t.Setenv("VIGIL_PII_TOKEN_KEY", tk)
