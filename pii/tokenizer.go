@@ -242,11 +242,33 @@ func (t *Tokenizer) TokenizeMessage(ctx context.Context, m *vigil.Message) error
 			return fmt.Errorf("tokenize message %s: participant %d: %w", m.ID, i, err)
 		}
 	}
+	// Metadata values and attachment names are free text from the
+	// platform ("subject: John Smith's statement.pdf"): scan them like the
+	// message text. Metadata keys are the platform's labels and stay.
+	var meta map[string]string
+	if len(m.Metadata) > 0 {
+		meta = make(map[string]string, len(m.Metadata))
+		for k, v := range m.Metadata {
+			meta[k] = t.replace(det, key, v, det.Detect(v, dir), &dir, &b)
+			scanned += len(v)
+		}
+	}
+	attNames := make([]string, len(m.Attachments))
+	for i, a := range m.Attachments {
+		attNames[i] = t.replace(det, key, a.Name, det.Detect(a.Name, dir), &dir, &b)
+		scanned += len(a.Name)
+	}
 	if err := t.store(ctx, m.Tenant, &b); err != nil {
 		return fmt.Errorf("tokenize message %s: %w", m.ID, err)
 	}
 
 	m.Text = text
+	if meta != nil {
+		m.Metadata = meta
+	}
+	for i := range m.Attachments {
+		m.Attachments[i].Name = attNames[i]
+	}
 	m.Sender.DisplayName = senderName
 	for i := range m.Participants {
 		m.Participants[i].DisplayName = names[i]
