@@ -176,3 +176,28 @@ func TestAdminCommands(t *testing.T) {
 		})
 	}
 }
+
+func TestStreamLayout(t *testing.T) {
+	ctx := context.Background()
+	empty := bustest.New(t)
+	running := bustest.New(t)
+	running.Bus(t, bus.Config{Partitions: 3})
+	tests := []struct {
+		name                 string
+		srv                  *bustest.Server
+		replicas, partitions int
+		want                 bus.Config
+	}{
+		{"read from the running streams", running, 0, 0, bus.Config{Replicas: 1, Partitions: 3}},
+		{"flags win", running, 1, 5, bus.Config{Replicas: 1, Partitions: 5}},
+		{"no streams yet: defaults", empty, 0, 0, bus.Config{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := streamLayout(ctx, tc.srv.Conn, tc.replicas, tc.partitions)
+			if err != nil || got != tc.want {
+				t.Fatalf("streamLayout = %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}

@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigilhq/vigil/bus"
 	"github.com/vigilhq/vigil/pii"
@@ -43,8 +46,8 @@ func (f *adminFlags) register(fs *flag.FlagSet, withNATS bool) {
 	fs.StringVar(&f.nats, "nats", DefaultNATSURL, "NATS server URL(s) of the running vigil, comma-separated.")
 	fs.StringVar(&f.natsCreds, "nats-creds", "", "NATS credentials file (JWT + NKey).")
 	fs.StringVar(&f.piiKeys, "pii-keys", "", "JSON file of the PII vault keys (tenants/default with kek and token_key). Default: $"+pii.EnvKEK+" and $"+pii.EnvTokenKey+".")
-	fs.IntVar(&f.replicas, "replicas", bus.DefaultReplicas, "Replicas of the streams, as the running vigil uses them (3 for vigil serve).")
-	fs.IntVar(&f.partitions, "partitions", bus.DefaultPartitions, "Partitions of MESSAGES, as the running vigil uses them.")
+	fs.IntVar(&f.replicas, "replicas", 0, "Replicas of the streams; 0 reads them from the running vigil's MESSAGES stream, so the command never reconfigures it.")
+	fs.IntVar(&f.partitions, "partitions", 0, "Partitions of MESSAGES; 0 reads them from the running vigil's MESSAGES stream.")
 }
 
 // adminEnv is an open connection to ClickHouse and, for commands that
@@ -93,7 +96,14 @@ func openAdmin(ctx context.Context, f *adminFlags, withNATS bool, name string) (
 		return nil, "start 'vigil dev' or pass --nats", fmt.Errorf("connect to NATS: %w", err)
 	}
 	a.nc = nc
-	b, err := bus.Open(ctx, nc, bus.Config{Replicas: f.replicas, Partitions: f.partitions}, bus.WithLogger(quiet))
+	cfg, err := streamLayout(ctx, nc, f.replicas, f.partitions)
+	if err != nil {
+		a.close()
+		return nil, "pass --replicas and --partitions as the running vigil uses them", err
+	}
+	// bus.Open applies cfg with CreateOrUpdate: it must be the running
+	// layout, or an admin command would re-replicate the archive.
+	b, err := bus.Open(ctx, nc, cfg, bus.WithLogger(quiet))
 	if err != nil {
 		a.close()
 		return nil, "pass --replicas and --partitions as the running vigil uses them", fmt.Errorf("open streams: %w", err)
@@ -108,6 +118,40 @@ func openAdmin(ctx context.Context, f *adminFlags, withNATS bool, name string) (
 		return nil, "", err
 	}
 	return a, "", nil
+}
+
+var partitionsRE = regexp.MustCompile(`partition\((\d+),`)
+
+// streamLayout returns the bus configuration of the running vigil: replicas
+// and partitions given as flags, else read from the MESSAGES stream (its
+// replica count and the partition count of its subject transform), else
+// the bus defaults when no stream exists yet.
+func streamLayout(ctx context.Context, nc *nats.Conn, replicas, partitions int) (bus.Config, error) {
+	cfg := bus.Config{Replicas: replicas, Partitions: partitions}
+	if replicas > 0 && partitions > 0 {
+		return cfg, nil
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return cfg, fmt.Errorf("read stream layout: %w", err)
+	}
+	st, err := js.Stream(ctx, bus.StreamMessages)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return cfg, nil
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("read stream layout: %w", err)
+	}
+	sc := st.CachedInfo().Config
+	if cfg.Replicas == 0 {
+		cfg.Replicas = sc.Replicas
+	}
+	if cfg.Partitions == 0 && sc.SubjectTransform != nil {
+		if m := partitionsRE.FindStringSubmatch(sc.SubjectTransform.Destination); m != nil {
+			cfg.Partitions, _ = strconv.Atoi(m[1])
+		}
+	}
+	return cfg, nil
 }
 
 // adminError prints err and returns exit 2 for bad requests (invalid or
