@@ -88,8 +88,10 @@ func WriteMarkdown(w io.Writer, rep *E2EReport) error {
 	fmt.Fprintf(&b, "- **Date**: %s\n", rep.Date.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "- **Commit**: `%s`\n", rep.Commit)
 	fmt.Fprintf(&b, "- **Command**: `%s` (%.0f s in all)\n", rep.Command, rep.ElapsedSeconds)
-	fmt.Fprintf(&b, "- **Load**: %s transport, %d sessions, %d message(s) per request, open-loop token bucket; "+
-		"ramp steps of %.0f s, latency phases of %.0f s\n\n", rep.Transport, rep.Sessions, rep.Batch, rep.StepSeconds, rep.PhaseSeconds)
+	fmt.Fprintf(&b, "- **Load**: %s transport, %d message(s) per request, paced by a token bucket over %d sessions "+
+		"with one request in flight each (open loop until %d requests are outstanding, then the acked rate falls "+
+		"behind the target); ramp steps of %.0f s, latency phases of %.0f s\n\n",
+		rep.Transport, rep.Batch, rep.Sessions, rep.Sessions, rep.StepSeconds, rep.PhaseSeconds)
 	b.WriteString(`Everything runs in one process: embedded NATS (file store), embedded ClickHouse
 (chDB), ingest, PII tokenizer and vault, evaluator with the built-in packs, the
 warehouse sink and review, and the load generator itself, all on the same cores.
