@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Exit codes shared by every command.
@@ -110,7 +111,11 @@ Run 'vigil <command> --help' (or 'vigil help <command>') for a command's flags.
 func flagSet(name, usageText string, stdout io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
+	// The flag package calls Usage itself on -help and on every parse
+	// error; keep it silent and print from parseFlags, once, on -help only.
+	fs.Usage = func() {}
+	usageMu.Lock()
+	usagePrinters[fs] = func() {
 		fmt.Fprint(stdout, strings.TrimLeft(usageText, "\n"))
 		var names []string
 		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
@@ -127,18 +132,39 @@ func flagSet(name, usageText string, stdout io.Writer) *flag.FlagSet {
 			fmt.Fprintln(stdout)
 		})
 	}
+	usageMu.Unlock()
 	return fs
+}
+
+var (
+	usageMu       sync.Mutex
+	usagePrinters = map[*flag.FlagSet]func(){}
+)
+
+// printUsage prints the --help text of a FlagSet built by flagSet.
+func printUsage(fs *flag.FlagSet) {
+	usageMu.Lock()
+	p := usagePrinters[fs]
+	usageMu.Unlock()
+	if p != nil {
+		p()
+	}
 }
 
 // parseFlags parses args and maps the outcome to an exit code: -1 means
 // continue, otherwise return the code (0 for --help, 2 for a usage error).
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) int {
+	defer func() {
+		usageMu.Lock()
+		delete(usagePrinters, fs)
+		usageMu.Unlock()
+	}()
 	err := fs.Parse(args)
 	switch {
 	case err == nil:
 		return -1
 	case errors.Is(err, flag.ErrHelp):
-		fs.Usage()
+		printUsage(fs)
 		return exitOK
 	default:
 		fmt.Fprintf(stderr, "Error: %v\nTry: vigil %s --help\n", err, fs.Name())
