@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -68,6 +69,7 @@ type sessionsResult struct {
 	ThreatActioned             int   // threat sessions that got the action for their threat
 	StrayActions               int64 // actions on sessions that sent no threat, or for another message
 	FirstErr                   string
+	CloseReasons               map[string]int64 // unexpected closes by reason
 	OpenSeconds, ActionSeconds float64
 }
 
@@ -115,6 +117,7 @@ func TestSessionsClient(t *testing.T) {
 		errFr    atomic.Int64
 		closes   atomic.Int64
 		stray    atomic.Int64
+		reasons  = map[string]int64{}
 		errOnce  sync.Once
 		firstErr string
 		readers  sync.WaitGroup
@@ -129,6 +132,14 @@ func TestSessionsClient(t *testing.T) {
 			if err != nil {
 				if !stopping.Load() {
 					closes.Add(1)
+					reason := "read error"
+					var ce websocket.CloseError
+					if errors.As(err, &ce) {
+						reason = fmt.Sprintf("%d %s", ce.Code, ce.Reason)
+					}
+					lmu.Lock()
+					reasons[reason]++
+					lmu.Unlock()
 					setErr(fmt.Sprintf("session %d read: %v", s.idx, err))
 				}
 				return
@@ -310,7 +321,7 @@ func TestSessionsClient(t *testing.T) {
 
 	res.Sent, res.Acked, res.ErrorFrames = sent.Load(), acked.Load(), errFr.Load()
 	res.UnexpectedCloses, res.StrayActions = closes.Load(), stray.Load()
-	res.LatencyMicros, res.FirstErr = lat, firstErr
+	res.LatencyMicros, res.FirstErr, res.CloseReasons = lat, firstErr, reasons
 	b, _ := json.Marshal(res)
 	if err := os.WriteFile(cfg.Out, b, 0o600); err != nil {
 		t.Fatal(err)
@@ -484,6 +495,12 @@ func TestSessions(t *testing.T) {
 		total.StrayActions += r.StrayActions
 		total.OpenSeconds = max(total.OpenSeconds, r.OpenSeconds)
 		total.ActionSeconds = max(total.ActionSeconds, r.ActionSeconds)
+		for k, v := range r.CloseReasons {
+			if total.CloseReasons == nil {
+				total.CloseReasons = map[string]int64{}
+			}
+			total.CloseReasons[k] += v
+		}
 		if total.FirstErr == "" {
 			total.FirstErr = r.FirstErr
 		}
@@ -503,8 +520,8 @@ func TestSessions(t *testing.T) {
 	t.Logf("load %.0f msgs/s target for %ds: sent %d (%.0f msgs/s), acked %d, error frames %d; ack p50 %v p99 %v p99.9 %v max %v",
 		rate, secs, total.Sent, float64(total.Sent)/float64(secs), total.Acked, total.ErrorFrames,
 		percentile(lat, 0.5), percentile(lat, 0.99), percentile(lat, 0.999), percentile(lat, 1))
-	t.Logf("actions: %d/%d threat sessions got their retract (all within %.1fs after the load), %d stray actions; unexpected closes %d; first error: %q",
-		total.ThreatActioned, total.ThreatSessions, total.ActionSeconds, total.StrayActions, total.UnexpectedCloses, total.FirstErr)
+	t.Logf("actions: %d/%d threat sessions got their retract (all within %.1fs after the load), %d stray actions; unexpected closes %d %v; first error: %q",
+		total.ThreatActioned, total.ThreatSessions, total.ActionSeconds, total.StrayActions, total.UnexpectedCloses, total.CloseReasons, total.FirstErr)
 
 	if total.Opened != n || opened != n {
 		t.Errorf("opened %d sessions, want %d", total.Opened, n)
