@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
 )
 
@@ -163,7 +164,7 @@ type Classifier struct {
 	openTill time.Time
 	probing  bool
 
-	cache *lru[string, Classification]
+	cache *lru.Cache[string, Classification]
 	now   func() time.Time
 }
 
@@ -221,7 +222,7 @@ func NewClassifier(cfg ClassifierConfig, metrics *Metrics) (*Classifier, error) 
 	}
 	return &Classifier{
 		cfg: cfg, metrics: metrics, budgets: make(map[string]*rate.Limiter),
-		cache: newLRU[string, Classification](cfg.CacheSize), now: time.Now,
+		cache: newCache[string, Classification](cfg.CacheSize), now: time.Now,
 	}, nil
 }
 
@@ -236,7 +237,7 @@ func (c *Classifier) MinConfidence() float64 { return c.cfg.MinConfidence }
 // network errors, attempt timeouts) are retried up to Retries times.
 func (c *Classifier) Classify(ctx context.Context, req ClassifyRequest) (Classification, error) {
 	key := cacheKey(req)
-	if res, ok := c.cache.get(key); ok {
+	if res, ok := c.cache.Get(key); ok {
 		c.metrics.Tier2Calls.WithLabelValues("cached").Inc()
 		res.Cached = true
 		return res, nil
@@ -255,7 +256,7 @@ func (c *Classifier) Classify(ctx context.Context, req ClassifyRequest) (Classif
 	c.breakerDone(err == nil || ctx.Err() != nil && errors.Is(err, ctx.Err()))
 	switch {
 	case err == nil:
-		c.cache.put(key, res)
+		c.cache.Add(key, res)
 		if res.Label == LabelNone {
 			c.metrics.Tier2Calls.WithLabelValues("none").Inc()
 		} else {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vigilhq/vigil"
 )
@@ -142,7 +143,7 @@ type Window struct {
 	attempts    int
 	metrics     *Metrics
 
-	cache *lru[string, *cachedWindow]
+	cache *lru.Cache[string, *cachedWindow]
 }
 
 type cachedWindow struct {
@@ -171,7 +172,7 @@ func NewWindow(kv jetstream.KeyValue, maxMessages int, maxAge time.Duration, cac
 	}
 	return &Window{
 		kv: kv, maxMessages: maxMessages, maxAge: maxAge, attempts: DefaultWindowCASAttempts,
-		metrics: metrics, cache: newLRU[string, *cachedWindow](cacheSize),
+		metrics: metrics, cache: newCache[string, *cachedWindow](cacheSize),
 	}, nil
 }
 
@@ -303,7 +304,7 @@ func (w *Window) insert(st windowState, e WindowEntry) windowState {
 
 func (w *Window) load(ctx context.Context, key string, fresh bool) (*cachedWindow, error) {
 	if !fresh {
-		if cw, ok := w.cache.get(key); ok {
+		if cw, ok := w.cache.Get(key); ok {
 			return cw, nil
 		}
 	}
@@ -322,9 +323,9 @@ func (w *Window) load(ctx context.Context, key string, fresh bool) (*cachedWindo
 	return cw, nil
 }
 
-func (w *Window) store(cw *cachedWindow) { w.cache.put(cw.key, cw) }
+func (w *Window) store(cw *cachedWindow) { w.cache.Add(cw.key, cw) }
 
-func (w *Window) forget(key string) { w.cache.remove(key) }
+func (w *Window) forget(key string) { w.cache.Remove(key) }
 
 // entrySize approximates e's encoded size.
 func entrySize(e WindowEntry) int {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/vigilhq/vigil"
 )
 
@@ -19,7 +20,7 @@ type Tokenizer struct {
 	tenants   map[string]*Detector
 	metrics   *Metrics
 	logger    *slog.Logger
-	stored    *lru[storedKey, struct{}]
+	stored    *lru.Cache[storedKey, struct{}]
 	mu        sync.RWMutex
 	tokenKeys map[string]*tokenHasher
 }
@@ -53,7 +54,7 @@ func NewTokenizer(v *Vault, opts ...Option) (*Tokenizer, error) {
 	}
 	t := &Tokenizer{
 		vault: v, def: def, tenants: make(map[string]*Detector, len(o.tenants)),
-		metrics: o.metrics, logger: o.logger, stored: newLRU[storedKey, struct{}](o.cacheSize),
+		metrics: o.metrics, logger: o.logger, stored: newCache[storedKey, struct{}](o.cacheSize),
 		tokenKeys: map[string]*tokenHasher{},
 	}
 	if t.logger == nil {
@@ -324,7 +325,7 @@ func (t *Tokenizer) store(ctx context.Context, tenant string, b *batch) error {
 	for _, e := range b.entries {
 		hit := true
 		for _, s := range e.Subjects {
-			if _, ok := t.stored.get(storedKey{tenant, string(e.Kind), e.TokenID, s}); !ok {
+			if _, ok := t.stored.Get(storedKey{tenant, string(e.Kind), e.TokenID, s}); !ok {
 				hit = false
 				break
 			}
@@ -351,7 +352,7 @@ func (t *Tokenizer) store(ctx context.Context, tenant string, b *batch) error {
 	// write, it never recreates data.
 	for _, e := range todo {
 		for _, s := range e.Subjects {
-			t.stored.add(storedKey{tenant, string(e.Kind), e.TokenID, s}, struct{}{})
+			t.stored.Add(storedKey{tenant, string(e.Kind), e.TokenID, s}, struct{}{})
 		}
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vigilhq/vigil"
 )
@@ -129,8 +130,8 @@ type Vault struct {
 	metrics *Metrics
 	logger  *slog.Logger
 	timeout time.Duration
-	deks    *lru[string, []byte]
-	tombs   *lru[string, struct{}]
+	deks    *lru.Cache[string, []byte]
+	tombs   *lru.Cache[string, struct{}]
 	now     func() time.Time
 }
 
@@ -159,8 +160,8 @@ func NewVault(kv jetstream.KeyValue, keys KeyProvider, opts ...VaultOption) (*Va
 		kv: kv, keys: keys, audit: o.auditor, deleter: o.deleter, metrics: o.metrics,
 		logger:  o.logger.With("component", "pii.vault"),
 		timeout: o.timeout,
-		deks:    newLRU[string, []byte](o.keyCacheSize),
-		tombs:   newLRU[string, struct{}](o.keyCacheSize),
+		deks:    newCache[string, []byte](o.keyCacheSize),
+		tombs:   newCache[string, struct{}](o.keyCacheSize),
 		now:     time.Now,
 	}, nil
 }
@@ -350,7 +351,7 @@ var errNoSubjectKey = errors.New("subject key missing")
 // KEK, or creating and storing it when create is set.
 func (v *Vault) subjectKey(ctx context.Context, tenant, t, sh string, create bool) ([]byte, error) {
 	ck := t + "\x00" + sh
-	if k, ok := v.deks.get(ck); ok {
+	if k, ok := v.deks.Get(ck); ok {
 		return k, nil
 	}
 	kek, err := v.keys.KeyEncryptionKey(ctx, tenant)
@@ -365,7 +366,7 @@ func (v *Vault) subjectKey(ctx context.Context, tenant, t, sh string, create boo
 			if err != nil {
 				return nil, fmt.Errorf("subject key %s: %w", sh, err)
 			}
-			v.deks.add(ck, dek)
+			v.deks.Add(ck, dek)
 			return dek, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -388,7 +389,7 @@ func (v *Vault) subjectKey(ctx context.Context, tenant, t, sh string, create boo
 			}
 			return nil, fmt.Errorf("subject key %s: %w", sh, err)
 		}
-		v.deks.add(ck, dek)
+		v.deks.Add(ck, dek)
 		return dek, nil
 	}
 	return nil, fmt.Errorf("subject key %s: concurrent creation did not settle", sh)
@@ -397,7 +398,7 @@ func (v *Vault) subjectKey(ctx context.Context, tenant, t, sh string, create boo
 // isShredded reports whether the subject has a tombstone, caching positive
 // answers (a shred is permanent).
 func (v *Vault) isShredded(ctx context.Context, t, sh string) (bool, error) {
-	if _, ok := v.tombs.get(t + "\x00" + sh); ok {
+	if _, ok := v.tombs.Get(t + "\x00" + sh); ok {
 		return true, nil
 	}
 	return v.tombstoned(ctx, t, sh)
@@ -407,7 +408,7 @@ func (v *Vault) tombstoned(ctx context.Context, t, sh string) (bool, error) {
 	_, err := v.kv.Get(ctx, join(prefixTomb, t, sh))
 	switch {
 	case err == nil:
-		v.tombs.add(t+"\x00"+sh, struct{}{})
+		v.tombs.Add(t+"\x00"+sh, struct{}{})
 		return true, nil
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return false, nil
@@ -631,8 +632,8 @@ func (v *Vault) Shred(ctx context.Context, tenant, subject string) error {
 	if _, err := v.kv.Put(ctx, join(prefixTomb, t, sh), tb); err != nil {
 		return fmt.Errorf("shred %s: tombstone: %w", sh, err)
 	}
-	v.tombs.add(t+"\x00"+sh, struct{}{})
-	v.deks.remove(t + "\x00" + sh)
+	v.tombs.Add(t+"\x00"+sh, struct{}{})
+	v.deks.Remove(t + "\x00" + sh)
 	subKeys, err := v.listKeys(ctx, join(prefixSub, t, sh, ">"))
 	if err != nil {
 		return fmt.Errorf("shred %s: list tokens: %w", sh, err)
