@@ -247,10 +247,14 @@ func rampStep(ctx context.Context, cfg RampConfig, rate float64, base Counts, be
 		st.Reason = fmt.Sprintf("acked %.0f msgs/s < %.0f%% of target", r.Rate, 100*DefaultAckedShare)
 	case r.Failed > 0:
 		st.Reason = fmt.Sprintf("%d messages failed", r.Failed)
-	case evalDone.IsZero() || st.EvalLagSeconds > cfg.EvalGrace.Seconds():
+	case evalDone.IsZero():
 		st.Reason = fmt.Sprintf("evaluator %d behind after %v", st.EvalBacklog, cfg.EvalGrace)
-	case sinkDone.IsZero() || st.SinkLagSeconds > cfg.SinkGrace.Seconds():
+	case st.EvalLagSeconds > cfg.EvalGrace.Seconds():
+		st.Reason = fmt.Sprintf("evaluator caught up %.1f s after the last ack (> %v)", st.EvalLagSeconds, cfg.EvalGrace)
+	case sinkDone.IsZero():
 		st.Reason = fmt.Sprintf("sink %d behind after %v", st.SinkBacklog, cfg.SinkGrace)
+	case st.SinkLagSeconds > cfg.SinkGrace.Seconds():
+		st.Reason = fmt.Sprintf("sink caught up %.1f s after the last ack (> %v)", st.SinkLagSeconds, cfg.SinkGrace)
 	default:
 		st.Sustained = true
 	}
