@@ -243,10 +243,10 @@ func rampStep(ctx context.Context, cfg RampConfig, rate float64, base Counts, be
 		st.EvaluatedRate = float64(evaluated) / d
 	}
 	switch {
-	case r.Rate < DefaultAckedShare*rate:
-		st.Reason = fmt.Sprintf("acked %.0f msgs/s < %.0f%% of target", r.Rate, 100*DefaultAckedShare)
 	case r.Failed > 0:
 		st.Reason = fmt.Sprintf("%d messages failed", r.Failed)
+	case r.Rate < DefaultAckedShare*rate:
+		st.Reason = fmt.Sprintf("acked %.0f msgs/s < %.0f%% of target", r.Rate, 100*DefaultAckedShare)
 	case evalDone.IsZero():
 		st.Reason = fmt.Sprintf("evaluator %d behind after %v", st.EvalBacklog, cfg.EvalGrace)
 	case st.EvalLagSeconds > cfg.EvalGrace.Seconds():
