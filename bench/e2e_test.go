@@ -82,3 +82,31 @@ func TestRampInvalid(t *testing.T) {
 		t.Fatal("Ramp without a progress reader: no error")
 	}
 }
+
+func TestBaseline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded NATS server")
+	}
+	res, err := bench.Baseline(context.Background(), bench.BaselineConfig{
+		DataDir: t.TempDir(), SyncInterval: 2 * time.Minute, Duration: 300 * time.Millisecond, Payloads: 500,
+	})
+	if err != nil {
+		t.Fatalf("Baseline: %v", err)
+	}
+	if res.Published == 0 || res.Consumed != res.Published || res.Rate <= 0 || res.MeanBytes < 100 {
+		t.Errorf("Baseline = %+v, want every published message consumed at a positive rate", res)
+	}
+	if res.SyncInterval != "2m0s" {
+		t.Errorf("SyncInterval = %q, want 2m0s", res.SyncInterval)
+	}
+}
+
+func TestFsyncLatency(t *testing.T) {
+	s, err := bench.FsyncLatency(t.TempDir(), 5)
+	if err != nil {
+		t.Fatalf("FsyncLatency: %v", err)
+	}
+	if s.Count != 5 || s.P50 <= 0 {
+		t.Errorf("FsyncLatency = %+v, want 5 positive samples", s)
+	}
+}

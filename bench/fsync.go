@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -25,7 +24,7 @@ func FsyncLatency(dir string, n int) (LatencySummary, error) {
 	if err != nil {
 		return LatencySummary{}, fmt.Errorf("fsync probe: %w", err)
 	}
-	defer os.Remove(filepath.Join(dir, filepath.Base(f.Name())))
+	defer os.Remove(f.Name())
 	defer f.Close()
 	h := newLatencyHist()
 	rec := make([]byte, 512)
