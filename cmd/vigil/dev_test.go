@@ -230,6 +230,24 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Errorf("archive text %q lacks an email token", archived)
 	}
 
+	// vigil replay rebuilds the projections from the streams without
+	// changing what FINAL queries see.
+	tr, err := http.Post(chURL+"/", "text/plain", strings.NewReader("TRUNCATE TABLE vigil.messages"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Body.Close()
+	if got := query("SELECT count() FROM vigil.messages"); got != "0" {
+		t.Fatalf("messages after TRUNCATE = %s", got)
+	}
+	rp := startVigil(t, "replay", "--nats", natsURL, "--clickhouse", chURL+"/vigil", "--stream", "MESSAGES")
+	if code := rp.wait(t, time.Minute); code != exitOK {
+		t.Fatalf("vigil replay exit %d:\n%s", code, rp.output())
+	}
+	if got := query("SELECT count() FROM vigil.messages FINAL"); got != "1" {
+		t.Errorf("messages after replay = %s, want 1", got)
+	}
+
 	// metrics are exposed.
 	resp, err = http.Get("http://" + httpAddr + "/metrics")
 	if err != nil {

@@ -31,6 +31,7 @@ type command struct {
 var commands = []command{
 	{name: "dev", synopsis: "run everything embedded (NATS, ClickHouse) on a laptop", run: runDev},
 	{name: "serve", synopsis: "run against an external NATS cluster and ClickHouse (production)", run: runServe},
+	{name: "replay", synopsis: "rebuild the ClickHouse tables from the streams", run: runReplay},
 	{name: "report", synopsis: "run an auditor report (verdicts, coverage, exports…)", run: runReport},
 	{name: "erase", synopsis: "erase (or restrict) a data subject and print the certificate", run: runErase},
 	{name: "access", synopsis: "export a data subject's data (GDPR Art. 15) as JSON", run: runAccess},
