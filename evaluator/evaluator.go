@@ -626,7 +626,12 @@ func needsTier2(r *rules.Rule) bool {
 
 // verdict builds the verdict of rule on m.
 func (e *Evaluator) verdict(m *vigil.Message, version string, r *rules.Rule, spans []vigil.Span, tier int, action vigil.Action, reason string) *vigil.Verdict {
-	now := e.o.now()
+	return newVerdict(m, version, r, spans, tier, action, reason, e.o.now())
+}
+
+// newVerdict builds the verdict of rule on m evaluated at now (shared with
+// [Backtest]).
+func newVerdict(m *vigil.Message, version string, r *rules.Rule, spans []vigil.Span, tier int, action vigil.Action, reason string, now time.Time) *vigil.Verdict {
 	v := &vigil.Verdict{
 		ID:        vigil.VerdictID(m.ID, r.ID, version),
 		MessageID: m.ID, Tenant: m.Tenant, ConversationID: m.ConversationID, SenderID: m.Sender.ID,
