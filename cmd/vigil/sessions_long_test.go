@@ -65,8 +65,9 @@ type sessionsResult struct {
 	Sent, Acked, ErrorFrames   int64
 	UnexpectedCloses           int64
 	LatencyMicros              []int32
-	ThreatSessions             int
-	ThreatActioned             int   // threat sessions that got the action for their threat
+	ThreatSessions             int   // sessions that sent a threat line
+	ThreatAcked                int   // … and got its ack: the action must come
+	ThreatActioned             int   // threat sessions whose ack came and that got the action for their threat
 	StrayActions               int64 // actions on sessions that sent no threat, or for another message
 	FirstErr                   string
 	CloseReasons               map[string]int64 // unexpected closes by reason
@@ -78,6 +79,8 @@ type clientSession struct {
 	idx    int
 	conv   string
 	threat string // id of the threat line this session sends ("" for none)
+	// threatAcked: the threat line was acked, so its action must come.
+	threatAcked atomic.Bool
 
 	mu      sync.Mutex
 	pending []time.Time
@@ -168,6 +171,9 @@ func TestSessionsClient(t *testing.T) {
 					continue
 				}
 				acked.Add(1)
+				if s.threat != "" && f.ID == s.threat {
+					s.threatAcked.Store(true)
+				}
 				if !at.IsZero() {
 					d := time.Since(at).Microseconds()
 					lmu.Lock()
@@ -296,15 +302,19 @@ func TestSessionsClient(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		done := acked.Load()+errFr.Load() >= sent.Load()
-		res.ThreatActioned = 0
+		res.ThreatActioned, res.ThreatAcked = 0, 0
 		for _, s := range open {
+			if !s.threatAcked.Load() {
+				continue
+			}
+			res.ThreatAcked++
 			s.mu.Lock()
-			if s.threat != "" && slices.Contains(s.actions, s.threat) {
+			if slices.Contains(s.actions, s.threat) {
 				res.ThreatActioned++
 			}
 			s.mu.Unlock()
 		}
-		if done && res.ThreatActioned == res.ThreatSessions {
+		if done && res.ThreatActioned == res.ThreatAcked {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -491,6 +501,7 @@ func TestSessions(t *testing.T) {
 		total.ErrorFrames += r.ErrorFrames
 		total.UnexpectedCloses += r.UnexpectedCloses
 		total.ThreatSessions += r.ThreatSessions
+		total.ThreatAcked += r.ThreatAcked
 		total.ThreatActioned += r.ThreatActioned
 		total.StrayActions += r.StrayActions
 		total.OpenSeconds = max(total.OpenSeconds, r.OpenSeconds)
@@ -520,8 +531,8 @@ func TestSessions(t *testing.T) {
 	t.Logf("load %.0f msgs/s target for %ds: sent %d (%.0f msgs/s), acked %d, error frames %d; ack p50 %v p99 %v p99.9 %v max %v",
 		rate, secs, total.Sent, float64(total.Sent)/float64(secs), total.Acked, total.ErrorFrames,
 		percentile(lat, 0.5), percentile(lat, 0.99), percentile(lat, 0.999), percentile(lat, 1))
-	t.Logf("actions: %d/%d threat sessions got their retract (all within %.1fs after the load), %d stray actions; unexpected closes %d %v; first error: %q",
-		total.ThreatActioned, total.ThreatSessions, total.ActionSeconds, total.StrayActions, total.UnexpectedCloses, total.CloseReasons, total.FirstErr)
+	t.Logf("actions: %d/%d threat sessions whose threat was acked got their retract (%d sent a threat; all within %.1fs after the load), %d stray actions; unexpected closes %d %v; first error: %q",
+		total.ThreatActioned, total.ThreatAcked, total.ThreatSessions, total.ActionSeconds, total.StrayActions, total.UnexpectedCloses, total.CloseReasons, total.FirstErr)
 
 	if total.Opened != n || opened != n {
 		t.Errorf("opened %d sessions, want %d", total.Opened, n)
@@ -532,8 +543,8 @@ func TestSessions(t *testing.T) {
 	if total.Acked+total.ErrorFrames != total.Sent || total.Sent == 0 {
 		t.Errorf("sent %d, acked %d, error frames %d: every message must be answered", total.Sent, total.Acked, total.ErrorFrames)
 	}
-	if total.ThreatSessions == 0 || total.ThreatActioned != total.ThreatSessions {
-		t.Errorf("%d of %d threat sessions got their action", total.ThreatActioned, total.ThreatSessions)
+	if total.ThreatAcked == 0 || total.ThreatActioned != total.ThreatAcked {
+		t.Errorf("%d of %d threat sessions whose threat was acked got their action", total.ThreatActioned, total.ThreatAcked)
 	}
 	if total.StrayActions != 0 {
 		t.Errorf("%d actions reached sessions that did not send the threat", total.StrayActions)
