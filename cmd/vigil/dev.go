@@ -58,6 +58,7 @@ type devFlags struct {
 	syncInterval   string
 	logLevel       string
 	rules          string
+	maxBytes       int64
 }
 
 func (f *devFlags) register(fs *flag.FlagSet) {
@@ -69,6 +70,7 @@ func (f *devFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.chdbLib, "chdb-lib", "", "Path to libchdb.so. Default: $VIGIL_CHDB_LIB, else the `make deps` cache ~/.cache/vigil/chdb/"+chlocal.ChDBVersion+"/libchdb.so.")
 	fs.StringVar(&f.syncInterval, "sync-interval", "always", "JetStream fsync policy: 'always' (every write, compliance grade) or a duration such as 2m (faster; a power loss can lose acked messages).")
 	fs.StringVar(&f.logLevel, "log-level", "info", "Log level: debug, info, warn, error.")
+	fs.Int64Var(&f.maxBytes, "messages-max-bytes", 0, "Bound of the MESSAGES stream in bytes; when full, ingest answers 503 with Retry-After and old records are kept. 0: bounded only by the JetStream store.")
 	fs.StringVar(&f.rules, "rules", "", "Directory of rule files (reloaded on change). Default: the finance and healthcare packs built into the binary.")
 }
 
@@ -109,6 +111,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		chdbLib:        f.chdbLib,
 		syncInterval:   sync,
 		rulesDir:       f.rules,
+		busConfig:      bus.Config{MaxMessagesBytes: f.maxBytes},
 	})
 	if err != nil {
 		var se *stackError

@@ -65,6 +65,7 @@ type serveFlags struct {
 	piiKeys     string
 	retention   bool
 	strict      bool
+	maxBytes    int64
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -89,6 +90,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.piiKeys, "pii-keys", "", "JSON file of PII vault keys per tenant ({\"tenants\": {…}, \"default\": {\"kek\": …, \"token_key\": …}}). Default: VIGIL_PII_KEK and VIGIL_PII_TOKEN_KEY.")
 	fs.BoolVar(&f.retention, "retention-schedule", true, "Run the retention job daily inside this process.")
 	fs.BoolVar(&f.strict, "strict", false, "Reject unknown JSON fields in ingested messages.")
+	fs.Int64Var(&f.maxBytes, "messages-max-bytes", 0, "Bound of the MESSAGES stream in bytes; when full, ingest answers 503 with Retry-After and old records are kept. 0: bounded only by the JetStream store.")
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
@@ -131,7 +133,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	defer a.close(context.WithoutCancel(ctx))
 	co := bus.ConnectOptions{Name: "vigil serve", CredsFile: f.natsCreds, NKeyFile: f.natsNKey,
 		TLSCA: f.natsTLSCA, TLSCert: f.natsTLSCert, TLSKey: f.natsTLSKey}
-	if err := a.openBus(ctx, f.nats, bus.Config{Replicas: f.replicas, Partitions: f.partitions}, co); err != nil {
+	if err := a.openBus(ctx, f.nats, bus.Config{Replicas: f.replicas, Partitions: f.partitions, MaxMessagesBytes: f.maxBytes}, co); err != nil {
 		return fail(stderr, err, "check --nats and its credentials; for a single NATS server pass --replicas 1")
 	}
 	if err := a.openWarehouse(ctx, f.clickhouse, warehouse.SchemaOptions{OnCluster: f.onCluster}); err != nil {
