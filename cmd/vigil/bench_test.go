@@ -57,6 +57,7 @@ func TestBenchFlags(t *testing.T) {
 		{"bad sync interval", []string{"--sync-interval", "always,soon"}, exitUsage, "Error: --sync-interval:"},
 		{"zero duration", []string{"--duration", "0s"}, exitUsage, "must be positive"},
 		{"argument", []string{"now"}, exitUsage, `unexpected argument "now"`},
+		{"out dir missing", []string{"--out", "/nonexistent/dir/e2e.md"}, exitUsage, "Error: --out: directory /nonexistent/dir does not exist"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
