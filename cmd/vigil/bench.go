@@ -137,13 +137,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "Error: --duration, --sessions and --batch must be positive\nTry: vigil bench --help\n")
 		return exitUsage
 	}
-	if f.out != "-" {
-		// Fail now rather than after minutes of load.
-		if fi, err := os.Stat(filepath.Dir(f.out)); err != nil || !fi.IsDir() {
-			fmt.Fprintf(stderr, "Error: --out: directory %s does not exist\nTry: run from the repository root or pass --out FILE\n", filepath.Dir(f.out))
-			return exitUsage
-		}
-	}
 	var syncs []time.Duration
 	for _, s := range strings.Split(f.syncInterval, ",") {
 		d, err := parseSyncInterval(strings.TrimSpace(s))
@@ -152,6 +145,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return exitUsage
 		}
 		syncs = append(syncs, d)
+	}
+	if f.out != "-" {
+		// Fail now rather than after minutes of load.
+		if fi, err := os.Stat(filepath.Dir(f.out)); err != nil || !fi.IsDir() {
+			fmt.Fprintf(stderr, "Error: --out: directory %s does not exist\nTry: run from the repository root or pass --out FILE\n", filepath.Dir(f.out))
+			return exitUsage
+		}
 	}
 	logger, err := newLogger(stderr, f.logLevel)
 	if err != nil {
