@@ -386,6 +386,8 @@ var insertColumns = map[string]string{
 		"duration_seconds, evaluated_at, message_seq, stream_seq",
 	"audit_log":     "id, tenant, actor, action, target, reason, at, details, stream_seq",
 	"review_events": "id, alert_id, tenant, reviewer, at, from_state, to_state, disposition, reason, stream_seq",
+	tableBacktestVerdicts: "run_id, ruleset_version, id, message_id, tenant, conversation_id, sender_id, rule_id, " +
+		"severity, action, tier, tags, spans, reason, message_sent_at, evaluated_at",
 }
 
 func rowValues(rec any, seq uint64) []any {
@@ -416,6 +418,11 @@ func rowValues(rec any, seq uint64) []any {
 			uint32(r.Verdicts), r.DurationSeconds, r.EvaluatedAt.UTC(), r.StreamSequence, seq}
 	case *vigil.AuditEvent:
 		return []any{r.ID, r.Tenant, r.Actor, r.Action, r.Target, r.Reason, r.At.UTC(), nonNilMap(r.Details), seq}
+	case backtestRow:
+		spans, _ := json.Marshal(r.v.Spans)
+		return []any{r.runID, r.v.RulesetVersion, r.v.ID, r.v.MessageID, r.v.Tenant, r.v.ConversationID, r.v.SenderID,
+			r.v.RuleID, string(r.v.Severity), string(r.v.Action), uint8(r.v.Tier), nonNil(r.v.Tags), string(spans),
+			r.v.Reason, r.v.MessageSentAt.UTC(), r.v.EvaluatedAt.UTC()}
 	case *ReviewEvent:
 		return []any{r.ID, r.AlertID, r.Tenant, r.Reviewer, r.At.UTC(), r.FromState, r.ToState, r.Disposition, r.Reason, seq}
 	}
