@@ -64,7 +64,7 @@ type RuleDiff struct {
 }
 
 // backtestDiffSQL compares production and backtest verdicts of messages
-// sent in [from, to) of one tenant (” for all), matched on message id and
+// sent in [from, to) of one tenant (empty for all), matched on message id and
 // rule id.
 //
 // Production is, per message, the verdicts of the latest ruleset that
