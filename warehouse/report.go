@@ -70,7 +70,8 @@ func Reports() ([]Report, error) {
 	return out, nil
 }
 
-// Table is a report result: column names and rows of Go values.
+// Table is a report result: column names and rows of Go values (nil for
+// NULL).
 type Table struct {
 	Columns []string
 	Rows    [][]any
@@ -114,7 +115,16 @@ func RunReport(ctx context.Context, conn driver.Conn, name string, params map[st
 		}
 		row := make([]any, len(dest))
 		for i, d := range dest {
-			row[i] = reflect.ValueOf(d).Elem().Interface()
+			v := reflect.ValueOf(d).Elem()
+			// Nullable columns scan into pointers: hand out the value or nil.
+			if v.Kind() == reflect.Pointer {
+				if v.IsNil() {
+					row[i] = nil
+					continue
+				}
+				v = v.Elem()
+			}
+			row[i] = v.Interface()
 		}
 		t.Rows = append(t.Rows, row)
 	}

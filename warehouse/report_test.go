@@ -28,6 +28,16 @@ func TestReportsRunOnRealData(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Review transitions: a1 opened and closed two hours later, a2 still claimed.
+	if err := db.Conn.Exec(context.Background(), `INSERT INTO review_events (id, alert_id, tenant, reviewer, at, from_state, to_state, disposition, reason, stream_seq) VALUES
+		('e1', 'a1', 'acme', 'vigil', '2026-12-01 10:00:00.000', '', 'open', '', '', 1),
+		('e2', 'a1', 'acme', 'rita', '2026-12-01 10:30:00.000', 'open', 'claimed', '', '', 2),
+		('e3', 'a1', 'acme', 'rita', '2026-12-01 12:00:00.000', 'claimed', 'closed', 'false_positive', 'ok', 3),
+		('e4', 'a2', 'acme', 'vigil', '2026-12-01 11:00:00.000', '', 'open', '', '', 4),
+		('e5', 'a2', 'acme', 'sam', '2026-12-01 11:05:00.000', 'open', 'claimed', '', '', 5)`); err != nil {
+		t.Fatal(err)
+	}
+
 	params := map[string]any{
 		"tenant": "acme", "conversation": "c-1",
 		"from": time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), "to": time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC),
@@ -36,8 +46,8 @@ func TestReportsRunOnRealData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(reps) < 6 {
-		t.Fatalf("got %d reports, want at least 6", len(reps))
+	if len(reps) < 7 {
+		t.Fatalf("got %d reports, want at least 7", len(reps))
 	}
 	got := map[string]*warehouse.Table{}
 	for _, r := range reps {
@@ -53,6 +63,9 @@ func TestReportsRunOnRealData(t *testing.T) {
 		})
 	}
 
+	if t.Failed() {
+		t.FailNow()
+	}
 	// verdicts_by_rule: 100 verdicts of rule r1 on one day.
 	var total uint64
 	for _, row := range got["verdicts_by_rule"].Rows {
@@ -60,6 +73,16 @@ func TestReportsRunOnRealData(t *testing.T) {
 	}
 	if total != 100 {
 		t.Errorf("verdicts_by_rule total = %d, want 100", total)
+	}
+	// review_turnaround: 2 opened, 1 still open, 1 closed after 2 hours.
+	rt := got["review_turnaround"]
+	if len(rt.Rows) != 1 {
+		t.Fatalf("review_turnaround rows = %v, want one day", rt.Rows)
+	}
+	r := rt.Rows[0]
+	if r[col(t, rt, "alerts_opened")].(uint64) != 2 || r[col(t, rt, "still_open")].(uint64) != 1 ||
+		r[col(t, rt, "closed")].(uint64) != 1 || r[col(t, rt, "median_hours_to_close")].(float64) != 2 {
+		t.Errorf("review_turnaround = %v (%v), want 2 opened, 1 open, 1 closed, median 2h", r, rt.Columns)
 	}
 	// coverage_gaps lists exactly the unevaluated message.
 	gaps := got["coverage_gaps"]
