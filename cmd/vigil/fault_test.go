@@ -359,15 +359,24 @@ func verifyFaultRun(t *testing.T, l *faultLoad, natsURL, chURL, db string, withi
 	want := int64(len(stream))
 
 	// The sink and evaluator finish what was in flight at the last kill.
+	// Give up when the counts stop moving for two minutes (or after
+	// within): a stall is a loss, not slowness.
 	deadline := time.Now().Add(within)
+	var lastM, lastE int64 = -1, -1
+	moved := time.Now()
 	for {
 		m := chInt(t, chURL, "SELECT count() FROM "+db+".messages FINAL")
 		e := chInt(t, chURL, "SELECT count() FROM "+db+".evaluations FINAL")
 		if m >= want && e >= want {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %d messages, %d evaluations in ClickHouse, want %d each", within, m, e, want)
+		if m != lastM || e != lastE {
+			lastM, lastE, moved = m, e, time.Now()
+		}
+		if time.Now().After(deadline) || time.Since(moved) > 2*time.Minute {
+			missing := chQuery(t, chURL, "SELECT count(), min(stream_seq), max(stream_seq) FROM "+db+".messages FINAL WHERE id NOT IN (SELECT message_id FROM "+db+".evaluations FINAL)")
+			t.Fatalf("ClickHouse stopped at %d messages, %d evaluations, want %d each (MESSAGES holds %d); messages without an evaluation (count, min seq, max seq): %s",
+				m, e, want, want, missing)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
