@@ -2,28 +2,42 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"regexp"
 	"sort"
 	"strings"
+	"text/tabwriter"
+	"time"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/bus"
+	"github.com/vigilhq/vigil/evaluator"
 	"github.com/vigilhq/vigil/rules"
+	"github.com/vigilhq/vigil/warehouse"
 )
 
 const rulesUsage = `
-Lint, test and explain Vigil rule files.
+Lint, test, explain and backtest Vigil rule files.
 
 Usage:
   vigil rules lint [--lint-fatal] DIR...
   vigil rules test [--run REGEX] [--junit FILE] [--json] DIR...
   vigil rules explain --rules DIR --message FILE|- [--all]
+  vigil rules backtest DIR --since TIME [--until TIME] [--tenant T] [flags]
 
 A DIR argument reads the *.yaml and *.yml files directly in DIR; DIR/...
 reads them recursively; a file argument reads that file. All files given
@@ -36,6 +50,14 @@ form one ruleset, whose version (a content hash) the summary prints.
   explain  show, rule by rule, whether the prefilter hit, whether the rule
            fired and the value of each sub-expression, for one message (in
            the inline-test format: message, context, window, risk_score)
+  backtest re-evaluate the messages sent in [--since, --until) from the
+           MESSAGES stream with the ruleset in DIR, store its verdicts in
+           the ClickHouse table backtest_verdicts under a run id, and print
+           per rule the production verdicts, the backtest verdicts, the new
+           ones (backtest only) and the removed ones (production only),
+           matched on message id and rule id. Production verdicts, streams
+           and context windows are never written. See
+           'vigil rules backtest --help'.
 
 Exit codes:
   0  success
@@ -44,7 +66,7 @@ Exit codes:
   3  lint findings under --lint-fatal
 `
 
-// runRules dispatches `vigil rules <lint|test|explain>`.
+// runRules dispatches `vigil rules <lint|test|explain|backtest>`.
 func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, strings.TrimLeft(rulesUsage, "\n"))
@@ -60,6 +82,8 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return runRulesTest(ctx, args[1:], stdout, stderr)
 	case "explain":
 		return runRulesExplain(ctx, args[1:], stdout, stderr)
+	case "backtest":
+		return runRulesBacktest(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "Error: unknown rules command %q\nTry: vigil rules --help\n", args[0])
 	return exitUsage
@@ -462,3 +486,206 @@ var _ flag.Value = (*stringList)(nil)
 
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+const rulesBacktestUsage = `
+Re-evaluate past messages with another ruleset and compare with production.
+
+Usage:
+  vigil rules backtest DIR --since TIME [--until TIME] [--tenant T] [flags]
+
+Reads the MESSAGES stream of the running vigil (--nats) with an ephemeral
+ordered consumer, from one context window (--window-duration) before
+--since up to the stream's last message as of the start, and evaluates
+every message sent in [--since, --until) with the ruleset in DIR (DIR,
+DIR/... or a file, as for 'vigil rules test'; its inline tests must pass).
+Each conversation's context window is kept in memory with the live
+evaluator's semantics, so a message sees the context it saw in production.
+Nothing is published and no context window is written: production
+verdicts, streams and KV buckets are untouched.
+
+The run's verdicts go to the ClickHouse table backtest_verdicts under
+--run-id (kept 30 days). The command then prints, per rule, the production
+verdicts of the same messages, the backtest verdicts, the new ones
+(backtest only) and the removed ones (production only), matched on
+message id and rule id. Production counts, per message, only the verdicts
+of the latest ruleset that evaluated it, as the sink has stored them so far.
+
+Tier-2 rules: the classifier is not called. Each tier-1 candidate of a rule
+that asks tier 2 is recorded as a verdict with tier 2 and reason "tier2 not
+called in backtest", so such rules can show verdicts the classifier would
+have cleared in production.
+
+TIME is RFC 3339 (2026-12-01T00:00:00Z) or a date (2026-12-01). A progress
+line is shown on stderr when stderr is a terminal.
+
+Exit codes:
+  0  backtest done and the difference printed
+  1  the ruleset, NATS or ClickHouse failed
+  2  usage error
+`
+
+// backtestFlushRows bounds the verdicts held before an INSERT.
+const backtestFlushRows = 10_000
+
+// backtestReport is what `vigil rules backtest --json` prints.
+type backtestReport struct {
+	RunID          string               `json:"run_id"`
+	RulesetVersion string               `json:"ruleset_version"`
+	Since          time.Time            `json:"since"`
+	Until          time.Time            `json:"until"`
+	Tenant         string               `json:"tenant,omitempty"`
+	Messages       int                  `json:"messages"`
+	Verdicts       int                  `json:"verdicts"`
+	RuleErrors     int                  `json:"rule_errors"`
+	Rules          []warehouse.RuleDiff `json:"rules"`
+}
+
+func runRulesBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flagSet("rules backtest", rulesBacktestUsage, stdout)
+	since := fs.String("since", "", "Evaluate messages sent at or after TIME (required).")
+	until := fs.String("until", "", "Evaluate messages sent before TIME. Default: now.")
+	tenant := fs.String("tenant", "", "Only this tenant. Default: all tenants.")
+	natsURL := fs.String("nats", DefaultNATSURL, "NATS server URL(s) of the running vigil, comma-separated.")
+	natsCreds := fs.String("nats-creds", "", "NATS credentials file (JWT + NKey).")
+	dsn := fs.String("clickhouse", DefaultClickHouse, "ClickHouse address: http://host:8123/db or clickhouse://host:9000/db.")
+	asJSON := fs.Bool("json", false, "Print the result as JSON on stdout.")
+	runID := fs.String("run-id", "", "Id of this run in backtest_verdicts. Default: bt-<UTC time>-<random>.")
+	windowN := fs.Int("window-messages", evaluator.DefaultWindowMessages, "Context window: previous messages kept per conversation (as the evaluator's).")
+	windowD := fs.Duration("window-duration", evaluator.DefaultWindowDuration, "Context window: how far back it reaches (as the evaluator's).")
+	// DIR may come first: vigil rules backtest DIR --since ….
+	var dir string
+	rest := args
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		dir, rest = args[0], args[1:]
+	}
+	if code := parseFlags(fs, rest, stderr); code >= 0 {
+		return code
+	}
+	if _, err := applyConfig(fs, lookupEnv); err != nil {
+		return usageError(stderr, "rules backtest", "%v", err)
+	}
+	switch {
+	case dir == "" && fs.NArg() == 1:
+		dir = fs.Arg(0)
+	case dir == "" && fs.NArg() == 0:
+		return usageError(stderr, "rules backtest", "no rule directory given")
+	case fs.NArg() > 0 && (dir != "" || fs.NArg() > 1):
+		return usageError(stderr, "rules backtest", "one rule directory, got extra arguments %q", fs.Args())
+	}
+	if *since == "" {
+		return usageError(stderr, "rules backtest", "--since is required")
+	}
+	sinceT, err := parseTimeFlag(*since, time.Time{})
+	if err != nil {
+		return usageError(stderr, "rules backtest", "--since: %v", err)
+	}
+	untilT, err := parseTimeFlag(*until, time.Now().UTC())
+	if err != nil {
+		return usageError(stderr, "rules backtest", "--until: %v", err)
+	}
+	if !sinceT.Before(untilT) {
+		return usageError(stderr, "rules backtest", "--since (%s) must be before --until (%s)", sinceT.Format(time.RFC3339), untilT.Format(time.RFC3339))
+	}
+	if *windowN <= 0 || *windowD <= 0 {
+		return usageError(stderr, "rules backtest", "--window-messages and --window-duration must be positive")
+	}
+	if *runID == "" {
+		*runID = newRunID()
+	}
+
+	files, err := readRuleArgs([]string{dir})
+	if err != nil {
+		return fail(stderr, err, "vigil rules backtest DIR --since TIME")
+	}
+	set, err := rules.LoadFiles(files)
+	if err != nil {
+		return fail(stderr, fmt.Errorf("load ruleset %s: %w", dir, err), "vigil rules test "+dir)
+	}
+	ch, _, err := warehouse.Connect(ctx, *dsn)
+	if err != nil {
+		return fail(stderr, err, "start 'vigil dev' or pass --clickhouse")
+	}
+	defer ch.Close()
+	quiet := slog.New(slog.DiscardHandler)
+	nc, err := bus.Connect(ctx, *natsURL, bus.ConnectOptions{Name: "vigil rules backtest", CredsFile: *natsCreds, Logger: quiet})
+	if err != nil {
+		return fail(stderr, fmt.Errorf("connect to NATS: %w", err), "start 'vigil dev' or pass --nats")
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fail(stderr, fmt.Errorf("open jetstream: %w", err), "")
+	}
+	src, err := evaluator.NewStreamSource(ctx, js, sinceT.Add(-*windowD))
+	if err != nil {
+		return fail(stderr, err, "start 'vigil dev' or pass --nats")
+	}
+
+	var bar *progressbar.ProgressBar
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription("backtest"), progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond))
+	}
+	var pending []vigil.Verdict
+	flush := func() error {
+		err := warehouse.InsertBacktestVerdicts(ctx, ch, *runID, pending)
+		pending = pending[:0]
+		return err
+	}
+	cfg := evaluator.BacktestConfig{Since: sinceT, Until: untilT, Tenant: *tenant}
+	st, err := evaluator.Backtest(ctx, src, set, cfg, func(r evaluator.BacktestResult) error {
+		if bar != nil {
+			_ = bar.Add(1)
+		}
+		pending = append(pending, r.Verdicts...)
+		if len(pending) >= backtestFlushRows {
+			return flush()
+		}
+		return nil
+	}, evaluator.WithWindow(*windowN, *windowD), evaluator.WithLogger(quiet))
+	if err == nil {
+		err = flush()
+	}
+	if bar != nil {
+		_ = bar.Finish()
+		fmt.Fprintln(stderr)
+	}
+	if err != nil {
+		return fail(stderr, err, "")
+	}
+	diff, err := warehouse.BacktestDiff(ctx, ch, *runID, *tenant, sinceT, untilT)
+	if err != nil {
+		return fail(stderr, err, "")
+	}
+	rep := backtestReport{
+		RunID: *runID, RulesetVersion: set.Version(), Since: sinceT, Until: untilT, Tenant: *tenant,
+		Messages: st.Evaluated, Verdicts: st.Verdicts, RuleErrors: st.RuleErrors, Rules: diff,
+	}
+	if rep.Rules == nil {
+		rep.Rules = []warehouse.RuleDiff{}
+	}
+	if *asJSON {
+		if err := printJSON(stdout, rep); err != nil {
+			return fail(stderr, fmt.Errorf("write result: %w", err), "")
+		}
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tPRODUCTION\tBACKTEST\tNEW\tREMOVED")
+	for _, d := range rep.Rules {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", d.RuleID, d.Production, d.Backtest, d.New, d.Removed)
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "\n%s evaluated, %s (run %s, ruleset %s)\n", plural(rep.Messages, "message"), plural(rep.Verdicts, "verdict"), rep.RunID, rep.RulesetVersion)
+	if rep.RuleErrors > 0 {
+		fmt.Fprintf(stderr, "WARNING: rules failed on %s\n", plural(rep.RuleErrors, "message"))
+	}
+	return exitOK
+}
+
+// newRunID returns bt-<UTC time>-<4 random bytes in hex>.
+func newRunID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "bt-" + time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
