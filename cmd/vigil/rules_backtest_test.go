@@ -52,7 +52,10 @@ func TestRulesBacktestCLI(t *testing.T) {
 	post("c-lunch", "staff", "2026-12-04T10:00:04Z", "lunch at noon?")
 	post("c-late", "staff", "2026-12-04T12:00:00Z", "lunch tomorrow?") // after --until
 	deadline := time.Now().Add(30 * time.Second)
-	for chInt(t, chURL, "SELECT count() FROM vigil.evaluations FINAL") < 6 {
+	// The sink writes evaluations and verdicts from separate streams: wait
+	// for both.
+	for chInt(t, chURL, "SELECT count() FROM vigil.evaluations FINAL") < 6 ||
+		chInt(t, chURL, "SELECT uniqExact(rule_id) FROM vigil.verdicts FINAL WHERE rule_id IN ('finance.promissory.guarantee', 'finance.threat.violence')") < 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("messages not evaluated after 30s:\n%s", p.output())
 		}
