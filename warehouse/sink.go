@@ -186,48 +186,75 @@ func (s *Sink) run(ctx context.Context, stream string, cons jetstream.Consumer) 
 	s.mu.Lock()
 	stop := s.stop
 	s.mu.Unlock()
-	// A fetch is bounded by FlushInterval and not interrupted: cutting it
-	// short would strand the messages it pulled until AckWait expires.
-	for !s.stopping(stop) && ctx.Err() == nil {
-		batch, err := cons.Fetch(s.cfg.BatchRows, jetstream.FetchMaxWait(s.cfg.FlushInterval))
-		if err != nil {
-			if ctx.Err() != nil {
+	// Fetching the next batch overlaps writing the current one: the sink
+	// is bound by round trips (fetch, INSERT, ack), not CPU. At most one
+	// batch waits, so memory stays bounded by two batches per stream, and
+	// MaxAckPending must hold two batches.
+	batches := make(chan fetched, 1)
+	var fetcher sync.WaitGroup
+	fetcher.Add(1)
+	go func() {
+		defer fetcher.Done()
+		defer close(batches)
+		// A fetch is bounded by FlushInterval and not interrupted: cutting
+		// it short would strand the messages it pulled until AckWait.
+		for !s.stopping(stop) && ctx.Err() == nil {
+			batch, err := cons.Fetch(s.cfg.BatchRows, jetstream.FetchMaxWait(s.cfg.FlushInterval))
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				log.Warn("sink fetch", "err", err)
+				sleep(ctx, s.cfg.RetryBackoff)
+				continue
+			}
+			var msgs []jetstream.Msg
+			for m := range batch.Messages() {
+				msgs = append(msgs, m)
+			}
+			if err := batch.Error(); err != nil && len(msgs) == 0 && ctx.Err() == nil {
+				log.Debug("sink fetch ended", "err", err)
+			}
+			if len(msgs) == 0 {
+				continue
+			}
+			// Decoding here overlaps it with the writer's INSERT too.
+			rows, bad := decodeBatch(stream, msgs)
+			select {
+			case batches <- fetched{msgs, rows, bad}:
+			case <-ctx.Done():
+				for _, m := range msgs {
+					_ = m.Nak()
+				}
 				return
 			}
-			log.Warn("sink fetch", "err", err)
-			sleep(ctx, s.cfg.RetryBackoff)
-			continue
 		}
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
-		}
-		if err := batch.Error(); err != nil && len(msgs) == 0 {
-			if ctx.Err() != nil {
-				return
-			}
-			log.Debug("sink fetch ended", "err", err)
-		}
-		if len(msgs) == 0 {
-			continue
-		}
-		s.write(ctx, log, stream, msgs)
+	}()
+	// On stop the fetcher ends and closes batches; the batch it handed
+	// over is still written and acked before run returns.
+	for f := range batches {
+		s.write(ctx, log, stream, f)
 	}
+	fetcher.Wait()
 }
 
 // write inserts msgs until ClickHouse accepts them, then acks them. It
 // gives up only when ctx is cancelled, leaving the messages unacked.
-func (s *Sink) write(ctx context.Context, log *slog.Logger, stream string, msgs []jetstream.Msg) {
-	rows, bad := decodeBatch(stream, msgs)
+func (s *Sink) write(ctx context.Context, log *slog.Logger, stream string, f fetched) {
+	msgs, rows, bad := f.msgs, f.rows, f.bad
 	for _, b := range bad {
 		// A record that cannot be decoded would block the stream forever;
 		// park it in the dead-letter stream with the reason, then drop it
-		// from the batch.
+		// from the batch. If even that fails, hand the whole batch back:
+		// the cumulative ack below would otherwise acknowledge it unparked.
 		if _, err := s.bus.PublishDeadLetter(context.WithoutCancel(ctx), stream, b.seq, b.reason); err != nil {
-			log.Error("dead-letter undecodable record", "seq", b.seq, "err", err)
-			continue
+			log.Error("dead-letter undecodable record, batch redelivered", "seq", b.seq, "err", err)
+			for _, m := range msgs {
+				_ = m.Nak()
+			}
+			sleep(ctx, s.cfg.RetryBackoff)
+			return
 		}
-		_ = b.msg.Term()
 		s.m.deadLetters.WithLabelValues(stream).Inc()
 	}
 	backoff := s.cfg.RetryBackoff
@@ -258,19 +285,25 @@ func (s *Sink) write(ctx context.Context, log *slog.Logger, stream string, msgs 
 		}
 		backoff = min(2*backoff, s.cfg.MaxRetryBackoff)
 	}
-	for _, m := range rows.msgs {
-		if err := m.Ack(); err != nil {
-			// Not fatal: the row is in ClickHouse; a redelivery is
-			// absorbed by deduplication.
-			log.Debug("sink ack", "err", err)
-		}
+	// Sink consumers ack cumulatively (AckAll): the last message of the
+	// batch acks every earlier one, dead-lettered ones included.
+	if err := msgs[len(msgs)-1].Ack(); err != nil {
+		// Not fatal: the rows are in ClickHouse; a redelivery is absorbed
+		// by deduplication.
+		log.Debug("sink ack", "err", err)
 	}
 	s.m.rows.WithLabelValues(stream).Add(float64(len(rows.msgs)))
 	s.m.batches.WithLabelValues(stream).Inc()
 }
 
+// fetched is one fetched batch, decoded.
+type fetched struct {
+	msgs []jetstream.Msg
+	rows decodedBatch
+	bad  []badRecord
+}
+
 type badRecord struct {
-	msg    jetstream.Msg
 	seq    uint64
 	reason string
 }
@@ -288,7 +321,7 @@ func decodeBatch(stream string, msgs []jetstream.Msg) (decodedBatch, []badRecord
 	for _, m := range msgs {
 		md, err := m.Metadata()
 		if err != nil {
-			bad = append(bad, badRecord{msg: m, reason: "no metadata: " + err.Error()})
+			bad = append(bad, badRecord{reason: "no metadata: " + err.Error()})
 			continue
 		}
 		var rec any
@@ -305,7 +338,7 @@ func decodeBatch(stream string, msgs []jetstream.Msg) (decodedBatch, []badRecord
 			rec = new(ReviewEvent)
 		}
 		if err := json.Unmarshal(m.Data(), rec); err != nil {
-			bad = append(bad, badRecord{msg: m, seq: md.Sequence.Stream, reason: "decode: " + err.Error()})
+			bad = append(bad, badRecord{seq: md.Sequence.Stream, reason: "decode: " + err.Error()})
 			continue
 		}
 		out.msgs = append(out.msgs, m)
