@@ -372,16 +372,17 @@ const DefaultPinnedTTL = 15 * time.Second
 
 // sinkConsumerConfig is the durable pull consumer of a warehouse sink. A
 // sink never gives up on a message (MaxDeliver -1): the warehouse being
-// down must delay rows, not lose them. It acks cumulatively (AckAll): a
-// sink writes a batch in stream order and acks its last message once
-// ClickHouse has the rows, one ack (and one consumer-state write, fsynced
-// under sync_interval always) per batch instead of per message.
+// down must delay rows, not lose them. Acks are explicit, per message:
+// cumulative acks (AckAll) would let a restarted sink acknowledge the
+// messages a crashed one had fetched but never written (the fault suite
+// caught exactly that), because newer messages are delivered before the
+// crashed batch is redelivered.
 func sinkConsumerConfig(cfg Config, durable string) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       durable,
 		Description:   "Vigil sink " + durable,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
 		MaxDeliver:    -1,
 		MaxAckPending: cfg.SinkMaxAckPending,

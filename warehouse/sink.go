@@ -245,16 +245,13 @@ func (s *Sink) write(ctx context.Context, log *slog.Logger, stream string, f fet
 	for _, b := range bad {
 		// A record that cannot be decoded would block the stream forever;
 		// park it in the dead-letter stream with the reason, then drop it
-		// from the batch. If even that fails, hand the whole batch back:
-		// the cumulative ack below would otherwise acknowledge it unparked.
+		// from the batch. If that fails the record stays unacked and is
+		// redelivered after AckWait.
 		if _, err := s.bus.PublishDeadLetter(context.WithoutCancel(ctx), stream, b.seq, b.reason); err != nil {
-			log.Error("dead-letter undecodable record, batch redelivered", "seq", b.seq, "err", err)
-			for _, m := range msgs {
-				_ = m.Nak()
-			}
-			sleep(ctx, s.cfg.RetryBackoff)
-			return
+			log.Error("dead-letter undecodable record", "seq", b.seq, "err", err)
+			continue
 		}
+		_ = b.msg.Term()
 		s.m.deadLetters.WithLabelValues(stream).Inc()
 	}
 	backoff := s.cfg.RetryBackoff
@@ -285,12 +282,12 @@ func (s *Sink) write(ctx context.Context, log *slog.Logger, stream string, f fet
 		}
 		backoff = min(2*backoff, s.cfg.MaxRetryBackoff)
 	}
-	// Sink consumers ack cumulatively (AckAll): the last message of the
-	// batch acks every earlier one, dead-lettered ones included.
-	if err := msgs[len(msgs)-1].Ack(); err != nil {
-		// Not fatal: the rows are in ClickHouse; a redelivery is absorbed
-		// by deduplication.
-		log.Debug("sink ack", "err", err)
+	for _, m := range rows.msgs {
+		if err := m.Ack(); err != nil {
+			// Not fatal: the row is in ClickHouse; a redelivery is
+			// absorbed by deduplication.
+			log.Debug("sink ack", "err", err)
+		}
 	}
 	s.m.rows.WithLabelValues(stream).Add(float64(len(rows.msgs)))
 	s.m.batches.WithLabelValues(stream).Inc()
@@ -304,6 +301,7 @@ type fetched struct {
 }
 
 type badRecord struct {
+	msg    jetstream.Msg
 	seq    uint64
 	reason string
 }
@@ -321,7 +319,7 @@ func decodeBatch(stream string, msgs []jetstream.Msg) (decodedBatch, []badRecord
 	for _, m := range msgs {
 		md, err := m.Metadata()
 		if err != nil {
-			bad = append(bad, badRecord{reason: "no metadata: " + err.Error()})
+			bad = append(bad, badRecord{msg: m, reason: "no metadata: " + err.Error()})
 			continue
 		}
 		var rec any
@@ -338,7 +336,7 @@ func decodeBatch(stream string, msgs []jetstream.Msg) (decodedBatch, []badRecord
 			rec = new(ReviewEvent)
 		}
 		if err := json.Unmarshal(m.Data(), rec); err != nil {
-			bad = append(bad, badRecord{seq: md.Sequence.Stream, reason: "decode: " + err.Error()})
+			bad = append(bad, badRecord{msg: m, seq: md.Sequence.Stream, reason: "decode: " + err.Error()})
 			continue
 		}
 		out.msgs = append(out.msgs, m)
