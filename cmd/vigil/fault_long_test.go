@@ -329,3 +329,54 @@ func TestFaultStreamFull(t *testing.T) {
 	}
 	t.Logf("store full after %d acked (%d in MESSAGES, %d refused with 503/429 + Retry-After)", len(l.acked), len(stream), l.refused.Load())
 }
+
+// TestFaultStreamLimit fills MESSAGES up to `vigil serve
+// --messages-max-bytes`: ingest must answer 503 with Retry-After, have
+// acked nothing that is not stored, and keep the old records.
+func TestFaultStreamLimit(t *testing.T) {
+	ns := bustest.New(t)
+	db := warehousetest.New(t)
+	servePKIEnv(t, "tok-f")
+	p := startVigil(t, "serve", "--nats", ns.Server.ClientURL(), "--replicas", "1",
+		"--clickhouse", db.DSN, "--http", "127.0.0.1:0", "--retention-schedule=false",
+		"--messages-max-bytes", "1048576")
+	addr := p.waitLine(t, serveStartedRE, 3*time.Minute)[1]
+
+	l := newFaultLoad(fmt.Sprintf("m%d", rand.Uint32()), 1<<30, 4, 20)
+	l.token = "tok-f"
+	l.setBase("http://" + addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.run(ctx, t)
+	}()
+	deadline := time.Now().Add(5 * time.Minute)
+	for l.refused.Load() < 20 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if l.refused.Load() == 0 {
+		t.Fatalf("no 503 after %d acked messages into a 1 MiB stream", l.ackN.Load())
+	}
+	stream := streamIDs(t, ns.Server.ClientURL())
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id := range l.acked {
+		if stream[id] != 1 {
+			t.Errorf("acked id %s in MESSAGES %d times, want once", id, stream[id])
+		}
+	}
+	for id, n := range stream {
+		if n != 1 || (!l.acked[id] && !l.maybe[id]) {
+			t.Errorf("MESSAGES holds %s %d times (acked %v)", id, n, l.acked[id])
+		}
+	}
+	// Discard-new: the first acked messages are still there.
+	if len(l.acked) == 0 || stream[l.prefix+"-0-0"] != 1 && stream[l.prefix+"-1-0"] != 1 {
+		t.Errorf("the first messages are gone from a full MESSAGES (discard must be new)")
+	}
+	t.Logf("MESSAGES full after %d acked (%d stored, %d refused with 503/429 + Retry-After)", len(l.acked), len(stream), l.refused.Load())
+}
