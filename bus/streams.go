@@ -60,8 +60,10 @@ const (
 	DefaultActionsMaxAge = 7 * 24 * time.Hour
 	// DefaultAckWait is how long a consumer has to ack before redelivery.
 	DefaultAckWait = 30 * time.Second
-	// DefaultMaxDeliver bounds redeliveries of a message to a partition
-	// consumer; after that the evaluator dead-letters it.
+	// DefaultMaxDeliver is how often a message may be delivered to a
+	// partition consumer before the evaluator stops retrying it in place
+	// and dead-letters a failure. The server-side consumer itself retries
+	// forever, so nothing is ever dropped without a dead-letter record.
 	DefaultMaxDeliver = 5
 	// DefaultMaxAckPending bounds unacked messages per partition consumer.
 	DefaultMaxAckPending = 1000
@@ -348,7 +350,12 @@ func partitionConsumerConfig(cfg Config, durable string, partition int) jetstrea
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
-		MaxDeliver:    cfg.MaxDeliver,
+		// The server never gives up on a message: at MaxDeliver it would
+		// drop it silently (no dead letter), which the kill -9 fault suite
+		// saw happen to messages redelivered by AckWait while queued in a
+		// backlogged evaluator. The evaluator applies Config.MaxDeliver
+		// itself and dead-letters with a reason.
+		MaxDeliver:    -1,
 		MaxAckPending: cfg.MaxAckPending,
 		Replicas:      cfg.Replicas,
 		// One conversation must be evaluated in order by one process, yet
