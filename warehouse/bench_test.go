@@ -32,7 +32,7 @@ func BenchmarkSink(b *testing.B) {
 	for i := range n {
 		msgs = append(msgs, &vigil.Message{
 			ID: fmt.Sprintf("b-%07d", i), Tenant: "acme", ConversationID: fmt.Sprintf("c-%d", i%5000),
-			Sender: vigil.Participant{ID: fmt.Sprintf("u-%d", i%300), DisplayName: "⟦NAME:00112233aabbccdd⟧", Role: "advisor"},
+			Sender:  vigil.Participant{ID: fmt.Sprintf("u-%d", i%300), DisplayName: "⟦NAME:00112233aabbccdd⟧", Role: "advisor"},
 			Channel: "teams", Text: "please call me back about the ⟦EMAIL:0011223344556677⟧ account statement, thanks",
 			SentAt: base.Add(time.Duration(i) * time.Millisecond), ReceivedAt: base.Add(time.Duration(i) * time.Millisecond),
 			PII: map[string]int{"email": 1}, Subjects: []string{fmt.Sprintf("u-%d", i%300)},
