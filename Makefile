@@ -42,6 +42,8 @@ lint: deps ## gofmt, go vet, staticcheck and the import-graph check.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	go vet ./...
 	$(GOBIN_DIR)/staticcheck ./...
+	$(GOBIN_DIR)/staticcheck -tags long ./cmd/vigil
+	go test -count=1 -run TestImportGraph .
 
 clean:
 	rm -rf bin
