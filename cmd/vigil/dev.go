@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"time"
 
@@ -85,7 +84,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: unexpected argument %q\nTry: vigil dev --help\n", fs.Arg(0))
 		return exitUsage
 	}
-	if _, err := applyConfig(fs, os.LookupEnv); err != nil {
+	if _, err := applyConfig(fs, lookupEnv); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\nTry: vigil dev --help\n", err)
 		return exitUsage
 	}
@@ -142,7 +141,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 Vigil is up.
   readiness     curl %[1]s/readyz
   send          curl -XPOST %[1]s/v1/messages -d '{"tenant":"acme","conversation_id":"c1","sender":{"id":"u1","role":"advisor"},"sent_at":"%[4]s","text":"text me on whatsapp, guaranteed returns"}'
-  verdicts      curl 'http://%[2]s/?query=SELECT+rule_id,action,count()+FROM+vigil.verdicts+GROUP+BY+ALL'
+  verdicts      curl 'http://%[2]s/?query=SELECT+rule_id,action,count()+FROM+vigil.verdicts+FINAL+GROUP+BY+ALL'
   reports       vigil report --list
   console       %[1]s/console  (token: %[3]s)
 
