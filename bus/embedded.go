@@ -182,7 +182,9 @@ func (e *Embedded) stop() {
 // serverLogger adapts slog to nats-server's Logger interface.
 type serverLogger struct{ l *slog.Logger }
 
-func (s *serverLogger) Noticef(format string, v ...any) { s.l.Info(fmt.Sprintf(format, v...)) }
+// Noticef is nats-server's start-up banner and lifecycle chatter: Debug,
+// so a healthy vigil stays quiet at Info (it logs its own lifecycle).
+func (s *serverLogger) Noticef(format string, v ...any) { s.l.Debug(fmt.Sprintf(format, v...)) }
 func (s *serverLogger) Warnf(format string, v ...any)   { s.l.Warn(fmt.Sprintf(format, v...)) }
 func (s *serverLogger) Fatalf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
 func (s *serverLogger) Errorf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
