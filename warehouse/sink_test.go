@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"sync"
 	"testing"
@@ -176,15 +174,15 @@ func TestSinkRestartExactlyOnce(t *testing.T) {
 func TestSinkClickHouseOutage(t *testing.T) {
 	b := openBus(t)
 	db := warehousetest.New(t)
-	p := newProxy(t, warehousetest.Addr(t))
-	dsn := fmt.Sprintf("http://%s/%s", p.addr(), db.Name)
+	p := warehousetest.NewProxy(t, warehousetest.Addr(t))
+	dsn := fmt.Sprintf("http://%s/%s", p.Addr(), db.Name)
 	s := startSink(t, b, db, dsn)
 	defer s.Close(context.Background())
 
 	publishN(t, b, 0, 500)
 	waitCount(t, db, "messages", 500, 30*time.Second)
 
-	p.setDown(true)
+	p.SetDown(true)
 	publishN(t, b, 500, 1500)
 	time.Sleep(1500 * time.Millisecond)
 	if got := db.Count(t, "messages"); got != 500 {
@@ -206,77 +204,7 @@ func TestSinkClickHouseOutage(t *testing.T) {
 		t.Errorf("sink acked up to stream seq %d during the outage, want ≤ 500", ci.AckFloor.Stream)
 	}
 
-	p.setDown(false)
+	p.SetDown(false)
 	waitCount(t, db, "messages", 1500, 60*time.Second)
 	waitCount(t, db, "evaluations", 1500, 60*time.Second)
-}
-
-// proxy is a loopback TCP relay that can refuse and cut connections, to
-// make ClickHouse unreachable without stopping the engine.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  []net.Conn
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			down := p.down
-			if !down {
-				p.conns = append(p.conns, c)
-			}
-			p.mu.Unlock()
-			if down {
-				c.Close()
-				continue
-			}
-			go p.relay(c)
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done; p.setDown(true) })
-	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) relay(c net.Conn) {
-	u, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	p.conns = append(p.conns, u)
-	p.mu.Unlock()
-	go func() { _, _ = io.Copy(u, c); u.Close() }()
-	_, _ = io.Copy(c, u)
-	c.Close()
-}
-
-func (p *proxy) setDown(down bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = down
-	if down {
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
-	}
 }

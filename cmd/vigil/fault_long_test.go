@@ -5,13 +5,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -149,81 +146,6 @@ func TestFaultClusterLeaderKill(t *testing.T) {
 		leader, ackedAt, resumed.Round(time.Millisecond), r.sent, r.acked, r.maybe, r.stored, r.refused, r.errs, errsAtKill, r.verdicts, r.threatVerdicts, r.rawMessages, r.rawVerdicts)
 }
 
-// tcpProxy relays loopback TCP to target and can refuse and cut
-// connections, to make ClickHouse unreachable without stopping it.
-type tcpProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  []net.Conn
-	wg     sync.WaitGroup
-}
-
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{ln: ln, target: target}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			down := p.down
-			if !down {
-				p.conns = append(p.conns, c)
-			}
-			p.mu.Unlock()
-			if down {
-				c.Close()
-				continue
-			}
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				p.relay(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); p.setDown(true); p.wg.Wait() })
-	return p
-}
-
-func (p *tcpProxy) relay(c net.Conn) {
-	u, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	p.conns = append(p.conns, u)
-	p.mu.Unlock()
-	done := make(chan struct{})
-	go func() { _, _ = io.Copy(u, c); u.Close(); close(done) }()
-	_, _ = io.Copy(c, u)
-	c.Close()
-	<-done
-}
-
-func (p *tcpProxy) setDown(down bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = down
-	if down {
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
-	}
-}
-
 // TestFaultClickHouseOutage cuts `vigil serve`'s path to ClickHouse for
 // VIGIL_FAULT_OUTAGE_SECONDS (default 60) under steady load: ingest keeps
 // acking, nothing acked is lost, the archive catches up exactly once, and
@@ -231,10 +153,10 @@ func (p *tcpProxy) setDown(down bool) {
 func TestFaultClickHouseOutage(t *testing.T) {
 	ns := bustest.New(t)
 	db := warehousetest.New(t)
-	px := newTCPProxy(t, warehousetest.Addr(t))
+	px := warehousetest.NewProxy(t, warehousetest.Addr(t))
 	servePKIEnv(t, "tok-f")
 	p := startVigil(t, "serve", "--nats", ns.Server.ClientURL(), "--replicas", "1",
-		"--clickhouse", fmt.Sprintf("http://%s/%s", px.ln.Addr(), db.Name),
+		"--clickhouse", fmt.Sprintf("http://%s/%s", px.Addr(), db.Name),
 		"--http", "127.0.0.1:0", "--retention-schedule=false")
 	addr := p.waitLine(t, serveStartedRE, 3*time.Minute)[1]
 	pid := p.cmd.Process.Pid
@@ -256,7 +178,7 @@ func TestFaultClickHouseOutage(t *testing.T) {
 	time.Sleep(15 * time.Second)
 	before := vmRSS(t, pid)
 	archivedBefore := db.Count(t, "messages")
-	px.setDown(true)
+	px.SetDown(true)
 	downAt := l.ackN.Load()
 	var during []int64
 	for range 4 {
@@ -265,7 +187,7 @@ func TestFaultClickHouseOutage(t *testing.T) {
 	}
 	archivedDuring := db.Count(t, "messages")
 	ackedDuring := l.ackN.Load() - downAt
-	px.setDown(false)
+	px.SetDown(false)
 	<-done
 	if ctx.Err() != nil {
 		t.Fatalf("load did not finish: %d of %d acked", l.ackN.Load(), total)
