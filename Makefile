@@ -35,8 +35,9 @@ test: deps browser ## Unit, integration and conformance tests with -race, and th
 test-long: deps browser ## Slow suites: soak, 50k sessions, cluster failover, long fuzzing.
 	go test -race -count=1 -tags long -timeout 60m ./...
 
-bench: deps ## Benchmarks; results are written to bench/results/*.md.
-	go test -run '^$$' -bench . -benchtime 2s ./warehouse/chlocal/
+bench: deps build ## Package benchmarks, then `vigil bench` (writes bench/results/e2e.md). Other results in bench/results/*.md name their own commands.
+	go test -run '^$$' -bench . ./rules/ ./pii/ ./warehouse/chlocal/ ./warehouse/ ./review/
+	$(BIN) bench
 
 lint: deps ## gofmt, go vet, staticcheck and the import-graph check.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
