@@ -37,7 +37,7 @@ var commands = []command{
 	{name: "access", synopsis: "export a data subject's data (GDPR Art. 15) as JSON", run: runAccess},
 	{name: "hold", synopsis: "create, release and list legal holds", run: runHold},
 	{name: "retention", synopsis: "retention policies and the retention run", run: runRetention},
-	{name: "rules", synopsis: "lint, test and explain rule files", run: runRules},
+	{name: "rules", synopsis: "lint, test, explain and backtest rule files", run: runRules},
 	{name: "bench", synopsis: "end-to-end benchmark against a baseline; writes bench/results/e2e.md", run: runBench},
 	{name: "simulate", synopsis: "generate realistic chat traffic against a running Vigil", run: runSimulate},
 	{name: "version", synopsis: "print the version", run: runVersion},
