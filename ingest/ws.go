@@ -29,7 +29,9 @@ import (
 //
 // The server pings every WSPingInterval; a session that sends no message
 // for WSIdleTimeout is closed (1001 "idle timeout"); a session whose send
-// queue (WSSendQueue frames) fills up is closed (1008 "slow consumer").
+// queue holds WSSendQueue frames when a new request or action arrives is
+// closed (1008 "slow consumer"); the acks of one batch frame are queued
+// together, however many.
 
 // Frame types.
 const (
@@ -198,13 +200,11 @@ func (ss *session) handle(data []byte) bool {
 		b, _ := json.Marshal(errorFrame{Type: FrameError, errorBody: e.body()})
 		return ss.enqueue(b)
 	}
-	for _, a := range acks {
-		b, _ := json.Marshal(ackFrame{Type: FrameAck, Ack: a})
-		if !ss.enqueue(b) {
-			return false
-		}
+	frames := make([][]byte, len(acks))
+	for i, a := range acks {
+		frames[i], _ = json.Marshal(ackFrame{Type: FrameAck, Ack: a})
 	}
-	return true
+	return ss.enqueue(frames...)
 }
 
 // goLocked starts f on a goroutine the session waits for, unless the
@@ -224,18 +224,22 @@ func (ss *session) goLocked(f func()) bool {
 // enqueue queues a frame without blocking. A full queue means the client
 // does not read fast enough: the session is closed rather than buffering
 // without bound.
-func (ss *session) enqueue(frame []byte) bool {
+func (ss *session) enqueue(frames ...[]byte) bool {
 	ss.qmu.Lock()
 	defer ss.qmu.Unlock()
 	if ss.closing || ss.dead {
 		return false
 	}
+	// The bound is checked before a request's frames, not per frame: the
+	// acks of one batch frame (up to MaxBatch) are queued together, so a
+	// client that reads them keeps its session, while one that stops
+	// reading is closed at its next request or pushed action.
 	if len(ss.queue) >= ss.srv.cfg.WSSendQueue {
 		ss.srv.metrics.WSSendQueueDrops.Inc()
 		ss.closeLocked(websocket.StatusPolicyViolation, CloseSlowConsumer)
 		return false
 	}
-	ss.queue = append(ss.queue, frame)
+	ss.queue = append(ss.queue, frames...)
 	if !ss.flushing {
 		ss.flushing = ss.goLocked(ss.flush)
 	}

@@ -362,3 +362,32 @@ func TestWSTenantWideActions(t *testing.T) {
 		}
 	}
 }
+
+// A batch frame larger than the send queue is acked message by message and
+// keeps the session: the queue bound applies per request, not per ack.
+func TestWSBatchFrameLargerThanSendQueue(t *testing.T) {
+	e := newEnv(t, envOpts{cfg: ingest.Config{WSSendQueue: 8}})
+	c := e.dial(t, tokenAcme)
+	const n = 100
+	batch := make([]map[string]any, n)
+	for i := range batch {
+		batch[i] = wireMsg(fmt.Sprintf("big-%03d", i), "acme", "c-big", "hello")
+	}
+	for round := range 2 {
+		if round == 1 {
+			for i := range batch {
+				batch[i]["id"] = fmt.Sprintf("big2-%03d", i)
+			}
+		}
+		writeFrame(t, c, mustJSON(t, batch))
+		for i := range n {
+			f := readFrame(t, c)
+			if f.Type != ingest.FrameAck || f.ID != batch[i]["id"] {
+				t.Fatalf("round %d ack %d = %+v", round, i, f)
+			}
+		}
+	}
+	if got := e.streamMsgs(t); got != 2*n {
+		t.Fatalf("stream holds %d, want %d", got, 2*n)
+	}
+}
