@@ -151,6 +151,17 @@ func (a *app) handleReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, map[string]any{"ready": ready, "checks": checks})
 }
 
+// runUntilDone blocks until ctx is cancelled (the first SIGINT/SIGTERM),
+// then drains everything within DefaultShutdownGrace.
+func (a *app) runUntilDone(ctx context.Context) {
+	<-ctx.Done()
+	a.logger.Info("draining", "grace", DefaultShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultShutdownGrace)
+	defer cancel()
+	a.shutdown(sctx)
+	a.logger.Info("stopped")
+}
+
 // shutdown stops the HTTP server, then every registered component in
 // reverse order.
 func (a *app) shutdown(ctx context.Context) {

@@ -147,12 +147,7 @@ Vigil is up.
 
 `, base, chSrv.Addr(), console, time.Now().UTC().Format(time.RFC3339))
 
-	<-ctx.Done()
-	logger.Info("draining", "grace", DefaultShutdownGrace)
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultShutdownGrace)
-	defer cancel()
-	a.shutdown(sctx)
-	logger.Info("stopped")
+	a.runUntilDone(ctx)
 	return exitOK
 }
 

@@ -163,12 +163,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	logger.Info("vigil serve started", "http", ln.Addr().String(), "tenants", countTenants(tokens))
 
-	<-ctx.Done()
-	logger.Info("draining", "grace", DefaultShutdownGrace)
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultShutdownGrace)
-	defer cancel()
-	a.shutdown(sctx)
-	logger.Info("stopped")
+	a.runUntilDone(ctx)
 	return exitOK
 }
 
