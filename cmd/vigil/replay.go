@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -78,20 +77,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(stderr, err, "start 'vigil dev' or pass --clickhouse")
 	}
 	defer ch.Close()
-	quiet := slog.New(slog.DiscardHandler)
-	nc, err := bus.Connect(ctx, *natsURL, bus.ConnectOptions{Name: "vigil replay", CredsFile: *natsCreds, Logger: quiet})
+	nc, b, hint, err := openRunningBus(ctx, *natsURL, *natsCreds, "vigil replay", 0, 0)
 	if err != nil {
-		return fail(stderr, fmt.Errorf("connect to NATS: %w", err), "start 'vigil dev' or pass --nats")
+		return fail(stderr, err, hint)
 	}
 	defer nc.Close()
-	layout, err := streamLayout(ctx, nc, 0, 0)
-	if err != nil {
-		return fail(stderr, err, "")
-	}
-	b, err := bus.Open(ctx, nc, layout, bus.WithLogger(quiet))
-	if err != nil {
-		return fail(stderr, fmt.Errorf("open streams: %w", err), "")
-	}
 
 	var bar *progressbar.ProgressBar
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {

@@ -89,25 +89,12 @@ func openAdmin(ctx context.Context, f *adminFlags, withNATS bool, name string) (
 		a.close()
 		return nil, "pass --pii-keys FILE or set " + pii.EnvKEK + " and " + pii.EnvTokenKey + " as the running vigil has them", err
 	}
-	quiet := slog.New(slog.DiscardHandler)
-	nc, err := bus.Connect(ctx, f.nats, bus.ConnectOptions{Name: "vigil " + name, CredsFile: f.natsCreds, Logger: quiet})
+	nc, b, hint, err := openRunningBus(ctx, f.nats, f.natsCreds, "vigil "+name, f.replicas, f.partitions)
 	if err != nil {
 		a.close()
-		return nil, "start 'vigil dev' or pass --nats", fmt.Errorf("connect to NATS: %w", err)
+		return nil, hint, err
 	}
 	a.nc = nc
-	cfg, err := streamLayout(ctx, nc, f.replicas, f.partitions)
-	if err != nil {
-		a.close()
-		return nil, "pass --replicas and --partitions as the running vigil uses them", err
-	}
-	// bus.Open applies cfg with CreateOrUpdate: it must be the running
-	// layout, or an admin command would re-replicate the archive.
-	b, err := bus.Open(ctx, nc, cfg, bus.WithLogger(quiet))
-	if err != nil {
-		a.close()
-		return nil, "pass --replicas and --partitions as the running vigil uses them", fmt.Errorf("open streams: %w", err)
-	}
 	v, err := retention.NewVault(b, keys)
 	if err != nil {
 		a.close()
@@ -118,6 +105,30 @@ func openAdmin(ctx context.Context, f *adminFlags, withNATS bool, name string) (
 		return nil, "", err
 	}
 	return a, "", nil
+}
+
+// openRunningBus connects to the NATS of a running vigil and opens its
+// streams with their running layout (see streamLayout). On error the
+// connection is closed and hint says what to try.
+func openRunningBus(ctx context.Context, url, creds, name string, replicas, partitions int) (*nats.Conn, *bus.Bus, string, error) {
+	quiet := slog.New(slog.DiscardHandler)
+	nc, err := bus.Connect(ctx, url, bus.ConnectOptions{Name: name, CredsFile: creds, Logger: quiet})
+	if err != nil {
+		return nil, nil, "start 'vigil dev' or pass --nats", fmt.Errorf("connect to NATS: %w", err)
+	}
+	cfg, err := streamLayout(ctx, nc, replicas, partitions)
+	if err != nil {
+		nc.Close()
+		return nil, nil, "pass --replicas and --partitions as the running vigil uses them", err
+	}
+	// bus.Open applies cfg with CreateOrUpdate: it must be the running
+	// layout, or an admin command would re-replicate the archive.
+	b, err := bus.Open(ctx, nc, cfg, bus.WithLogger(quiet))
+	if err != nil {
+		nc.Close()
+		return nil, nil, "pass --replicas and --partitions as the running vigil uses them", fmt.Errorf("open streams: %w", err)
+	}
+	return nc, b, "", nil
 }
 
 var partitionsRE = regexp.MustCompile(`partition\((\d+),`)
