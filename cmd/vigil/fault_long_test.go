@@ -207,19 +207,13 @@ func TestFaultClickHouseOutage(t *testing.T) {
 		outage, ackedDuring, idle, before, during, after, r.sent, r.acked, r.stored, r.refused, r.rawMessages)
 }
 
-// TestFaultStreamFull fills the disk under `vigil serve`: neither dev nor
-// serve has a flag for MESSAGES' max bytes, so the NATS server gets a
-// 4 MiB JetStream store. Once it is full, ingest must answer 503 (or 429)
-// with Retry-After and have acked nothing that is not stored.
-func TestFaultStreamFull(t *testing.T) {
-	ns := bustest.NewWith(t, bustest.Options{MaxStoreBytes: 4 << 20})
-	db := warehousetest.New(t)
-	servePKIEnv(t, "tok-f")
-	p := startVigil(t, "serve", "--nats", ns.Server.ClientURL(), "--replicas", "1",
-		"--clickhouse", db.DSN, "--http", "127.0.0.1:0", "--retention-schedule=false")
-	addr := p.waitLine(t, serveStartedRE, 3*time.Minute)[1]
-
-	l := newFaultLoad(fmt.Sprintf("s%d", rand.Uint32()), 1<<30, 4, 20)
+// fillUntilRefused drives load at the vigil serve on addr until ingest has
+// refused 20 requests (503/429), then checks that every acked id is in
+// MESSAGES exactly once and nothing unsent is. The returned load stays
+// locked until the test ends, for the caller's own checks.
+func fillUntilRefused(t *testing.T, prefix, addr, natsURL, what string) (*faultLoad, map[string]int) {
+	t.Helper()
+	l := newFaultLoad(fmt.Sprintf("%s%d", prefix, rand.Uint32()), 1<<30, 4, 20)
 	l.token = "tok-f"
 	l.setBase("http://" + addr)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -236,11 +230,11 @@ func TestFaultStreamFull(t *testing.T) {
 	cancel()
 	<-done
 	if l.refused.Load() == 0 {
-		t.Fatalf("no 503 after %d acked messages into a 4 MiB store", l.ackN.Load())
+		t.Fatalf("no 503 after %d acked messages into %s", l.ackN.Load(), what)
 	}
-	stream := streamIDs(t, ns.Server.ClientURL())
+	stream := streamIDs(t, natsURL)
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	t.Cleanup(l.mu.Unlock)
 	for id := range l.acked {
 		if stream[id] != 1 {
 			t.Errorf("acked id %s in MESSAGES %d times, want once", id, stream[id])
@@ -251,6 +245,22 @@ func TestFaultStreamFull(t *testing.T) {
 			t.Errorf("MESSAGES holds %s %d times (acked %v)", id, n, l.acked[id])
 		}
 	}
+	return l, stream
+}
+
+// TestFaultStreamFull fills the disk under `vigil serve`: neither dev nor
+// serve has a flag for MESSAGES' max bytes, so the NATS server gets a
+// 4 MiB JetStream store. Once it is full, ingest must answer 503 (or 429)
+// with Retry-After and have acked nothing that is not stored.
+func TestFaultStreamFull(t *testing.T) {
+	ns := bustest.NewWith(t, bustest.Options{MaxStoreBytes: 4 << 20})
+	db := warehousetest.New(t)
+	servePKIEnv(t, "tok-f")
+	p := startVigil(t, "serve", "--nats", ns.Server.ClientURL(), "--replicas", "1",
+		"--clickhouse", db.DSN, "--http", "127.0.0.1:0", "--retention-schedule=false")
+	addr := p.waitLine(t, serveStartedRE, 3*time.Minute)[1]
+
+	l, stream := fillUntilRefused(t, "s", addr, ns.Server.ClientURL(), "a 4 MiB store")
 	t.Logf("store full after %d acked (%d in MESSAGES, %d refused with 503/429 + Retry-After)", len(l.acked), len(stream), l.refused.Load())
 }
 
@@ -266,38 +276,7 @@ func TestFaultStreamLimit(t *testing.T) {
 		"--messages-max-bytes", "1048576")
 	addr := p.waitLine(t, serveStartedRE, 3*time.Minute)[1]
 
-	l := newFaultLoad(fmt.Sprintf("m%d", rand.Uint32()), 1<<30, 4, 20)
-	l.token = "tok-f"
-	l.setBase("http://" + addr)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		l.run(ctx, t)
-	}()
-	deadline := time.Now().Add(5 * time.Minute)
-	for l.refused.Load() < 20 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	cancel()
-	<-done
-	if l.refused.Load() == 0 {
-		t.Fatalf("no 503 after %d acked messages into a 1 MiB stream", l.ackN.Load())
-	}
-	stream := streamIDs(t, ns.Server.ClientURL())
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for id := range l.acked {
-		if stream[id] != 1 {
-			t.Errorf("acked id %s in MESSAGES %d times, want once", id, stream[id])
-		}
-	}
-	for id, n := range stream {
-		if n != 1 || (!l.acked[id] && !l.maybe[id]) {
-			t.Errorf("MESSAGES holds %s %d times (acked %v)", id, n, l.acked[id])
-		}
-	}
+	l, stream := fillUntilRefused(t, "m", addr, ns.Server.ClientURL(), "a 1 MiB stream")
 	// Discard-new: the first acked messages are still there.
 	if len(l.acked) == 0 || stream[l.prefix+"-0-0"] != 1 && stream[l.prefix+"-1-0"] != 1 {
 		t.Errorf("the first messages are gone from a full MESSAGES (discard must be new)")
