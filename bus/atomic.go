@@ -55,15 +55,18 @@ type batchPubAck struct {
 	Error    *jetstream.APIError `json:"error,omitempty"`
 }
 
-// publishAtomic stores datas (already encoded messages with their subjects
-// and ids) as one atomic batch and returns their acks.
-func (b *Bus) publishAtomic(ctx context.Context, subjects, ids []string, datas [][]byte) ([]Ack, error) {
+// publishAtomic stores msgs (subjects, headers and payloads set by the
+// caller) in stream as one atomic batch and returns one Ack per message. It
+// returns an error matching errAtomicFallback when the server refused the
+// batch for a reason the per-message path handles; nothing was stored then.
+func (b *Bus) publishAtomic(ctx context.Context, stream string, msgs []*nats.Msg) ([]Ack, error) {
 	batchID := nuid.Next()
-	n := len(datas)
-	for i := range n {
-		msg := &nats.Msg{Subject: subjects[i], Data: datas[i], Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, ids[i])
-		msg.Header.Set(jetstream.ExpectedStreamHeader, StreamMessages)
+	n := len(msgs)
+	for i, msg := range msgs {
+		if msg.Header == nil {
+			msg.Header = nats.Header{}
+		}
+		msg.Header.Set(jetstream.ExpectedStreamHeader, stream)
 		msg.Header.Set(hdrBatchID, batchID)
 		msg.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
 		if i < n-1 {

@@ -153,14 +153,18 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, opts ...Option) (*Bus,
 	if b.vaultKV, err = js.KeyValue(ctx, BucketVault); err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", BucketVault, err)
 	}
+	if _, err := js.CreateOrUpdateStream(ctx, ContextStreamConfig(cfg)); err != nil {
+		return nil, fmt.Errorf("create or update bucket %s: %w", BucketContext, err)
+	}
+	if b.contextKV, err = js.KeyValue(ctx, BucketContext); err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", BucketContext, err)
+	}
 	for _, kc := range KeyValueConfigs(cfg) {
 		kv, err := js.CreateOrUpdateKeyValue(ctx, kc)
 		if err != nil {
 			return nil, fmt.Errorf("create or update bucket %s: %w", kc.Bucket, err)
 		}
 		switch kc.Bucket {
-		case BucketContext:
-			b.contextKV = kv
 		case BucketRules:
 			b.rulesKV = kv
 		}

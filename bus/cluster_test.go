@@ -3,6 +3,7 @@ package bus_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vigilhq/vigil"
@@ -70,11 +71,14 @@ func TestReplicatedBus(t *testing.T) {
 			srv.Shutdown()
 		}
 	}
+	// Re-election takes a moment; "no responders" comes back at once
+	// meanwhile, so pace the retries (up to 10 s).
 	var last error
 	for range 100 {
 		if _, last = b.PublishMessages(ctx, batch("b", 10)); last == nil {
 			break
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if last != nil {
 		t.Fatalf("publish after leader loss: %v", last)

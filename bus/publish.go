@@ -123,7 +123,7 @@ func (b *Bus) PublishDeadLetter(ctx context.Context, stream string, seq uint64, 
 
 // PublishMessages stores a batch of tokenized messages in MESSAGES and
 // waits for every PubAck. acks[i] belongs to ms[i]; a message that failed
-// has a zero Ack. err joins the per-message errors ("message <i>: …"), so
+// has a zero Ack. err joins the per-message errors ("record <i>: …"), so
 // errors.Is(err, ErrStreamFull) etc. work; when err is not nil the caller
 // must treat the unacked messages as not stored. Retrying the whole batch
 // is safe: stored ids come back as duplicates.
@@ -136,30 +136,94 @@ func (b *Bus) PublishDeadLetter(ctx context.Context, stream string, seq uint64, 
 // acked individually. Without atomic batches every message is an
 // asynchronous publish, at most Config.AsyncMaxPending in flight on the Bus.
 func (b *Bus) PublishMessages(ctx context.Context, ms []*vigil.Message) ([]Ack, error) {
+	recs := make([]record, len(ms))
 	for i, m := range ms {
 		if err := validRecord(m.ID, m.Tenant, m.ConversationID); err != nil {
 			return nil, fmt.Errorf("message %d: %w", i, err)
 		}
+		recs[i] = record{subject: MessageSubject(m.Tenant, m.ConversationID), id: m.ID, v: m}
+	}
+	return b.publishBatch(ctx, StreamMessages, recs)
+}
+
+// PublishVerdicts stores verdicts in VERDICTS as [Bus.PublishMessages]
+// stores messages (atomic batches, per-record acks and errors).
+func (b *Bus) PublishVerdicts(ctx context.Context, vs []*vigil.Verdict) ([]Ack, error) {
+	recs := make([]record, len(vs))
+	for i, v := range vs {
+		if err := validRecord(v.ID, v.Tenant, v.ConversationID); err != nil {
+			return nil, fmt.Errorf("verdict %d: %w", i, err)
+		}
+		recs[i] = record{subject: VerdictSubject(v.Tenant, v.ConversationID), id: v.ID, v: v}
+	}
+	return b.publishBatch(ctx, StreamVerdicts, recs)
+}
+
+// PublishActions stores verdicts as actions in ACTIONS as
+// [Bus.PublishVerdicts] stores them in VERDICTS.
+func (b *Bus) PublishActions(ctx context.Context, vs []*vigil.Verdict) ([]Ack, error) {
+	recs := make([]record, len(vs))
+	for i, v := range vs {
+		if err := validRecord(v.ID, v.Tenant, v.ConversationID); err != nil {
+			return nil, fmt.Errorf("action %d: %w", i, err)
+		}
+		recs[i] = record{subject: ActionSubject(v.Tenant, v.ConversationID), id: v.ID, v: v}
+	}
+	return b.publishBatch(ctx, StreamActions, recs)
+}
+
+// PublishEvaluations stores evaluation records in EVALUATIONS as
+// [Bus.PublishMessages] stores messages.
+func (b *Bus) PublishEvaluations(ctx context.Context, es []*vigil.Evaluation) ([]Ack, error) {
+	recs := make([]record, len(es))
+	for i, e := range es {
+		if err := validRecord(e.MessageID, e.Tenant, e.ConversationID); err != nil {
+			return nil, fmt.Errorf("evaluation %d: %w", i, err)
+		}
+		recs[i] = record{subject: EvaluationSubject(e.Tenant, e.ConversationID), id: EvaluationID(e.MessageID, e.RulesetVersion), v: e}
+	}
+	return b.publishBatch(ctx, StreamEvaluations, recs)
+}
+
+// record is one record of a batch publish, before encoding.
+type record struct {
+	subject, id string
+	v           any
+}
+
+// publishBatch publishes recs to stream in atomic chunks (falling back to
+// asynchronous per-record publishes where the server refuses a chunk) and
+// waits for every PubAck; see [Bus.PublishMessages].
+func (b *Bus) publishBatch(ctx context.Context, stream string, recs []record) ([]Ack, error) {
+	if len(recs) == 0 {
+		return nil, nil
 	}
 	ctx, cancel := b.withTimeout(ctx)
 	defer cancel()
 	start := time.Now()
-	acks := make([]Ack, len(ms))
-	errs := make([]error, len(ms))
-	subjects := make([]string, len(ms))
-	ids := make([]string, len(ms))
-	datas := make([][]byte, len(ms))
-	for i, m := range ms {
-		data, err := json.Marshal(m)
+	acks := make([]Ack, len(recs))
+	errs := make([]error, len(recs))
+	datas := make([][]byte, len(recs))
+	for i, r := range recs {
+		data, err := json.Marshal(r.v)
 		if err != nil {
-			return nil, fmt.Errorf("message %d: encode: %w", i, err)
+			return nil, fmt.Errorf("record %d: encode: %w", i, err)
 		}
-		subjects[i], ids[i], datas[i] = MessageSubject(m.Tenant, m.ConversationID), m.ID, data
+		datas[i] = data
 	}
-	for lo := 0; lo < len(ms); lo += MaxAtomicBatch {
-		hi := min(lo+MaxAtomicBatch, len(ms))
+	newMsg := func(i int) *nats.Msg {
+		msg := &nats.Msg{Subject: recs[i].subject, Data: datas[i], Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, recs[i].id)
+		return msg
+	}
+	for lo := 0; lo < len(recs); lo += MaxAtomicBatch {
+		hi := min(lo+MaxAtomicBatch, len(recs))
 		if !b.cfg.NoAtomicBatches && hi-lo > 1 {
-			chunk, err := b.publishAtomic(ctx, subjects[lo:hi], ids[lo:hi], datas[lo:hi])
+			msgs := make([]*nats.Msg, 0, hi-lo)
+			for i := lo; i < hi; i++ {
+				msgs = append(msgs, newMsg(i))
+			}
+			chunk, err := b.publishAtomic(ctx, stream, msgs)
 			if err == nil {
 				copy(acks[lo:hi], chunk)
 				continue
@@ -172,30 +236,29 @@ func (b *Bus) PublishMessages(ctx context.Context, ms []*vigil.Message) ([]Ack, 
 			}
 			b.metrics.AtomicFallbacks.Inc()
 		}
-		b.publishAsync(ctx, subjects[lo:hi], ids[lo:hi], datas[lo:hi], acks[lo:hi], errs[lo:hi])
+		b.publishAsync(ctx, stream, newMsg, lo, hi, acks, errs)
 	}
-	// One observation per batch message keeps the histogram comparable with
+	// One observation per batch record keeps the histogram comparable with
 	// single publishes: each waited for the whole batch.
 	d := since(start)
 	var joined []error
-	for i := range ms {
-		b.observe(StreamMessages, d, acks[i], errs[i])
+	for i := range recs {
+		b.observe(stream, d, acks[i], errs[i])
 		if errs[i] != nil {
-			joined = append(joined, fmt.Errorf("message %d: %w", i, errs[i]))
+			joined = append(joined, fmt.Errorf("record %d: %w", i, errs[i]))
 		}
 	}
 	return acks, errors.Join(joined...)
 }
 
-// publishAsync publishes each message asynchronously and waits for all
-// PubAcks, filling acks and errs.
-func (b *Bus) publishAsync(ctx context.Context, subjects, ids []string, datas [][]byte, acks []Ack, errs []error) {
-	deadline, _ := ctx.Deadline() // set by PublishMessages
-	futs := make([]jetstream.PubAckFuture, len(datas))
-	for i := range datas {
-		msg := &nats.Msg{Subject: subjects[i], Data: datas[i], Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, ids[i])
-		msg.Header.Set(jetstream.ExpectedStreamHeader, StreamMessages)
+// publishAsync publishes records lo..hi-1 (built by newMsg) asynchronously
+// and waits for their PubAcks, filling acks and errs.
+func (b *Bus) publishAsync(ctx context.Context, stream string, newMsg func(int) *nats.Msg, lo, hi int, acks []Ack, errs []error) {
+	deadline, _ := ctx.Deadline() // set by publishBatch
+	futs := make([]jetstream.PubAckFuture, hi)
+	for i := lo; i < hi; i++ {
+		msg := newMsg(i)
+		msg.Header.Set(jetstream.ExpectedStreamHeader, stream)
 		// A full window waits for room until the deadline rather than the
 		// client's 200 ms default: a slow server delays the batch, and only
 		// a deadline miss fails it (ErrBusy).
@@ -211,7 +274,8 @@ func (b *Bus) publishAsync(ctx context.Context, subjects, ids []string, datas []
 		}
 		futs[i] = f
 	}
-	for i, f := range futs {
+	for i := lo; i < hi; i++ {
+		f := futs[i]
 		if f == nil {
 			continue
 		}

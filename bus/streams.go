@@ -79,8 +79,11 @@ const (
 	// SecureDeleteKey can find and overwrite all of them (a revision pushed
 	// out by the history limit would stay on disk until compaction).
 	DefaultVaultHistory = 64
-	// DefaultContextHistory keeps only the latest context window.
-	DefaultContextHistory = 1
+	// ContextHistory is how many entries of one conversation the context
+	// bucket keeps: each message appends one small entry to its
+	// conversation's key (see [ContextStreamConfig]), so a context window
+	// holds at most ContextHistory-1 previous messages.
+	ContextHistory = 256
 	// DefaultRulesHistory keeps a few previous rulesets for rollback.
 	DefaultRulesHistory = 10
 )
@@ -234,6 +237,7 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 			Replicas:    cfg.Replicas,
 			Duplicates:  cfg.DuplicateWindow,
 			DenyPurge:   true,
+			AllowAtomicPublish: true,
 		},
 		{
 			Name:        StreamActions,
@@ -247,6 +251,7 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 			Storage:     st,
 			Replicas:    cfg.Replicas,
 			Duplicates:  min(cfg.DuplicateWindow, cfg.ActionsMaxAge),
+			AllowAtomicPublish: true,
 		},
 		{
 			Name:        StreamEvaluations,
@@ -260,6 +265,7 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 			Replicas:    cfg.Replicas,
 			Duplicates:  cfg.DuplicateWindow,
 			DenyPurge:   true,
+			AllowAtomicPublish: true,
 		},
 		{
 			Name:        StreamAudit,
@@ -292,18 +298,11 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 }
 
 // KeyValueConfigs returns the configuration of the KV buckets created with
-// CreateOrUpdateKeyValue. The vault bucket is created from
-// [VaultStreamConfig] instead.
+// CreateOrUpdateKeyValue. The vault and context buckets are created from
+// [VaultStreamConfig] and [ContextStreamConfig] instead.
 func KeyValueConfigs(cfg Config) []jetstream.KeyValueConfig {
 	st := cfg.storage()
 	return []jetstream.KeyValueConfig{
-		{
-			Bucket:      BucketContext,
-			Description: "Vigil per-conversation context windows",
-			History:     DefaultContextHistory,
-			Storage:     st,
-			Replicas:    cfg.Replicas,
-		},
 		{
 			Bucket:      BucketRules,
 			Description: "Vigil rulesets",
@@ -312,6 +311,35 @@ func KeyValueConfigs(cfg Config) []jetstream.KeyValueConfig {
 			Replicas:    cfg.Replicas,
 		},
 		AlertsKeyValueConfig(cfg),
+	}
+}
+
+// ContextStreamConfig returns the stream behind the context bucket
+// ([BucketContext]). It is a KV bucket (KV_<bucket>, $KV.<bucket>.>,
+// rollup, direct get, discard new, deny delete) whose history is not
+// capped at nats.go's 64 and that takes atomic batches: every message
+// appends one entry to its conversation's key instead of rewriting the
+// whole window, the key's history is the window, and an evaluator writes
+// the entries of a batch of messages with one atomic batch of
+// compare-and-set appends ([Bus.AppendContext]).
+func ContextStreamConfig(cfg Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:               "KV_" + BucketContext,
+		Description:        "Vigil per-conversation context windows",
+		Subjects:           []string{"$KV." + BucketContext + ".>"},
+		MaxMsgsPerSubject:  ContextHistory,
+		MaxBytes:           -1,
+		MaxMsgSize:         -1,
+		MaxMsgs:            -1,
+		MaxConsumers:       -1,
+		Storage:            cfg.storage(),
+		Replicas:           cfg.Replicas,
+		AllowRollup:        true,
+		AllowDirect:        true,
+		DenyDelete:         true,
+		Discard:            jetstream.DiscardNew,
+		Duplicates:         2 * time.Minute,
+		AllowAtomicPublish: true,
 	}
 }
 

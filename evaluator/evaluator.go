@@ -23,8 +23,8 @@ type Bus interface {
 	Partitions() int
 	// MessageConsumer returns the durable pull consumer of one partition.
 	MessageConsumer(ctx context.Context, durable string, partition int) (jetstream.Consumer, error)
-	// ContextKV is the bucket of context windows.
-	ContextKV() jetstream.KeyValue
+	// ContextStore holds the context windows.
+	ContextStore
 	PublishVerdict(ctx context.Context, v *vigil.Verdict) (bus.Ack, error)
 	PublishAction(ctx context.Context, v *vigil.Verdict) (bus.Ack, error)
 	PublishEvaluation(ctx context.Context, e *vigil.Evaluation) (bus.Ack, error)
@@ -116,7 +116,7 @@ func New(b Bus, r *Rules, opts ...Option) (*Evaluator, error) {
 			return nil, fmt.Errorf("%w: partition %d outside 0..%d", ErrInvalidOption, p, b.Partitions()-1)
 		}
 	}
-	w, err := NewWindow(b.ContextKV(), o.windowN, o.windowD, o.windowCache, o.metrics)
+	w, err := NewWindow(b, o.windowN, o.windowD, o.windowCache, o.metrics)
 	if err != nil {
 		return nil, err
 	}

@@ -111,7 +111,7 @@ func TestConversationOrder(t *testing.T) {
 	r.publish(t, ms...)
 	r.waitSettled(t, uint64(len(ms)), 60*time.Second)
 
-	w, err := evaluator.NewWindow(r.b.ContextKV(), long, 24*time.Hour, 10, nil)
+	w, err := evaluator.NewWindow(r.b, long, 24*time.Hour, 10, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestRestartMidStream(t *testing.T) {
 		t.Errorf("%d messages evaluated, want %d", len(seen), len(ms))
 	}
 	// Windows did not count a redelivered message twice.
-	w, err := evaluator.NewWindow(r.b.ContextKV(), 1000, 24*time.Hour, 10, nil)
+	w, err := evaluator.NewWindow(r.b, 255, 24*time.Hour, 10, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestNewInvalid(t *testing.T) {
 // and evaluates; when it drains, the other takes over, and every message is
 // evaluated exactly once, in order.
 func TestTwoReplicasHandOver(t *testing.T) {
-	const n = 300
+	const n = 200
 	cfg := bus.Config{Partitions: 2, Memory: true}
 	r := newRig(t, nil, cfg, nil)
 	nc, err := nats.Connect(r.s.Server.ClientURL())
@@ -357,7 +357,7 @@ func TestTwoReplicasHandOver(t *testing.T) {
 	if len(seen) != n {
 		t.Fatalf("%d messages evaluated, want %d", len(seen), n)
 	}
-	w, err := evaluator.NewWindow(r.b.ContextKV(), n, 24*time.Hour, 10, nil)
+	w, err := evaluator.NewWindow(r.b, n, 24*time.Hour, 10, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +451,7 @@ func TestServerRestartMidStream(t *testing.T) {
 	if got := r2.streamCount(t, bus.StreamEvaluations); got != uint64(len(ms)) {
 		t.Errorf("EVALUATIONS holds %d records, want %d", got, len(ms))
 	}
-	w, err := evaluator.NewWindow(r2.b.ContextKV(), 1000, 24*time.Hour, 10, nil)
+	w, err := evaluator.NewWindow(r2.b, 255, 24*time.Hour, 10, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/vigilhq/vigil"
+		"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/bus"
 )
 
 // Window defaults.
@@ -49,9 +49,9 @@ type WindowEntry struct {
 	Message vigil.Message
 }
 
-// storedEntry is a WindowEntry as the bucket stores it: short keys and only
-// the fields rules read, since every update rewrites the whole window.
-// Tenant and conversation are implied by the key.
+// storedEntry is a WindowEntry as the bucket stores it, one revision of its
+// conversation's key per message: short keys and only the fields rules
+// read. Tenant and conversation are implied by the key.
 type storedEntry struct {
 	Seq     uint64         `json:"s"`
 	ID      string         `json:"i"`
@@ -64,53 +64,32 @@ type storedEntry struct {
 	PII     map[string]int `json:"p,omitempty"`
 }
 
-func toStored(e WindowEntry) storedEntry {
+func encodeEntry(e WindowEntry) ([]byte, error) {
 	m := &e.Message
-	return storedEntry{
+	return json.Marshal(storedEntry{
 		Seq: e.Seq, ID: m.ID, Sender: m.Sender.ID, Name: m.Sender.DisplayName, Role: m.Sender.Role,
 		Channel: m.Channel, Text: m.Text, SentAt: m.SentAt.UnixNano(), PII: m.PII,
-	}
+	})
 }
 
-func fromStored(s storedEntry) WindowEntry {
+// decodeEntry decodes one revision. ok is false for a value that is not an
+// entry (a whole-window value of the earlier layout, which has no id).
+func decodeEntry(b []byte) (e WindowEntry, ok bool, err error) {
+	var s storedEntry
+	if err := json.Unmarshal(b, &s); err != nil {
+		return WindowEntry{}, false, err
+	}
+	if s.ID == "" || s.Seq == 0 {
+		return WindowEntry{}, false, nil
+	}
 	return WindowEntry{Seq: s.Seq, Message: vigil.Message{
 		ID: s.ID, Sender: vigil.Participant{ID: s.Sender, DisplayName: s.Name, Role: s.Role},
 		Channel: s.Channel, Text: s.Text, SentAt: time.Unix(0, s.SentAt).UTC(), PII: s.PII,
-	}}
+	}}, true, nil
 }
 
-// storedState is a windowState as the bucket stores it.
-type storedState struct {
-	LastSeq  uint64        `json:"last_seq"`
-	FloorSeq uint64        `json:"floor_seq,omitempty"`
-	Entries  []storedEntry `json:"entries"`
-}
-
-// MarshalJSON encodes st compactly (one flat struct per entry, no nested
-// Marshaler calls, which encoding/json would re-validate).
-func (st windowState) MarshalJSON() ([]byte, error) {
-	out := storedState{LastSeq: st.LastSeq, FloorSeq: st.FloorSeq, Entries: make([]storedEntry, len(st.Entries))}
-	for i, e := range st.Entries {
-		out.Entries[i] = toStored(e)
-	}
-	return json.Marshal(out)
-}
-
-// UnmarshalJSON decodes what MarshalJSON wrote; entries carry neither
-// tenant nor conversation id.
-func (st *windowState) UnmarshalJSON(b []byte) error {
-	var in storedState
-	if err := json.Unmarshal(b, &in); err != nil {
-		return err
-	}
-	*st = windowState{LastSeq: in.LastSeq, FloorSeq: in.FloorSeq, Entries: make([]WindowEntry, len(in.Entries))}
-	for i, e := range in.Entries {
-		st.Entries[i] = fromStored(e)
-	}
-	return nil
-}
-
-// windowState is the value stored in the KV bucket for one conversation.
+// windowState is a conversation's window as the evaluator uses it: the
+// key's revisions decoded, ordered by sequence and trimmed.
 type windowState struct {
 	// LastSeq is the highest stream sequence applied.
 	LastSeq uint64
@@ -130,14 +109,25 @@ func (st *windowState) applied(seq uint64) bool {
 	return found
 }
 
-// Window keeps each conversation's recent messages (last N and last T) in a
-// JetStream KV bucket, the truth, with a bounded in-memory cache in front of
-// it. Updates are compare-and-set on the key's revision, so a restarted or
-// rebalanced evaluator continues from what the bucket holds. Window is safe
-// for concurrent use; callers keep one writer per conversation (the owner of
-// its partition), as DESIGN.md asks.
+// ContextStore is what a [Window] uses of the context bucket
+// ([bus.Bus]): the revisions of a key, and atomic compare-and-set appends.
+type ContextStore interface {
+	ContextEntries(ctx context.Context, key string) ([]bus.ContextEntry, uint64, error)
+	AppendContext(ctx context.Context, appends []bus.ContextAppend) ([]uint64, error)
+}
+
+var _ ContextStore = (*bus.Bus)(nil)
+
+// Window keeps each conversation's recent messages (last N and last T) in
+// the context bucket, the truth, with a bounded in-memory cache in front of
+// it. Each applied message appends one small entry to its conversation's
+// key (compare-and-set on the key's latest revision) rather than rewriting
+// the whole window: the key's history ([bus.ContextHistory] revisions) is
+// the window. A restarted or rebalanced evaluator continues from what the
+// bucket holds. Window is safe for concurrent use; callers keep one writer
+// per conversation (the owner of its partition), as DESIGN.md asks.
 type Window struct {
-	kv          jetstream.KeyValue
+	store       ContextStore
 	maxMessages int
 	maxAge      time.Duration
 	attempts    int
@@ -152,16 +142,17 @@ type cachedWindow struct {
 	rev   uint64
 }
 
-// NewWindow returns a context window over kv keeping at most maxMessages
-// previous messages no older than maxAge, caching at most cacheSize
-// conversations in memory. metrics may be nil. It returns ErrInvalidOption
-// for a nil bucket or non-positive limits.
-func NewWindow(kv jetstream.KeyValue, maxMessages int, maxAge time.Duration, cacheSize int, metrics *Metrics) (*Window, error) {
+// NewWindow returns a context window over store keeping at most
+// maxMessages previous messages (at most [bus.ContextHistory]-1) no older
+// than maxAge, caching at most cacheSize conversations in memory. metrics
+// may be nil. It returns ErrInvalidOption for a nil store or bad limits.
+func NewWindow(store ContextStore, maxMessages int, maxAge time.Duration, cacheSize int, metrics *Metrics) (*Window, error) {
 	switch {
-	case kv == nil:
-		return nil, fmt.Errorf("%w: nil context bucket", ErrInvalidOption)
-	case maxMessages <= 0:
-		return nil, fmt.Errorf("%w: window messages %d must be positive", ErrInvalidOption, maxMessages)
+	case store == nil:
+		return nil, fmt.Errorf("%w: nil context store", ErrInvalidOption)
+	case maxMessages <= 0 || maxMessages >= bus.ContextHistory:
+		return nil, fmt.Errorf("%w: window messages %d must be between 1 and %d (the context bucket keeps %d entries per conversation)",
+			ErrInvalidOption, maxMessages, bus.ContextHistory-1, bus.ContextHistory)
 	case maxAge <= 0:
 		return nil, fmt.Errorf("%w: window duration %s must be positive", ErrInvalidOption, maxAge)
 	case cacheSize <= 0:
@@ -171,7 +162,7 @@ func NewWindow(kv jetstream.KeyValue, maxMessages int, maxAge time.Duration, cac
 		metrics = NewMetrics(nil)
 	}
 	return &Window{
-		kv: kv, maxMessages: maxMessages, maxAge: maxAge, attempts: DefaultWindowCASAttempts,
+		store: store, maxMessages: maxMessages, maxAge: maxAge, attempts: DefaultWindowCASAttempts,
 		metrics: metrics, cache: newCache[string, *cachedWindow](cacheSize),
 	}, nil
 }
@@ -195,45 +186,82 @@ func WindowKey(tenant, conversation string) string {
 // conflict re-reads the bucket and retries; after every attempt it returns
 // an error matching ErrWindowConflict.
 func (w *Window) Append(ctx context.Context, m *vigil.Message, seq uint64) ([]vigil.Message, error) {
-	key := WindowKey(m.Tenant, m.ConversationID)
 	var lastErr error
 	for attempt := 0; attempt < w.attempts; attempt++ {
 		if attempt > 0 {
 			w.metrics.WindowCASRetries.Inc()
 		}
-		cw, err := w.load(ctx, key, attempt > 0)
-		if err != nil {
-			return nil, fmt.Errorf("load context window %s: %w", key, err)
+		prev, p, err := w.prepare(ctx, m, seq, attempt > 0)
+		if err != nil || p == nil {
+			return prev, err
 		}
-		prev := w.context(cw.state, m, seq)
-		if cw.state.applied(seq) {
-			return prev, nil
-		}
-		st := w.insert(cw.state, WindowEntry{Seq: seq, Message: windowMessage(m)})
-		val, err := st.MarshalJSON()
-		if err != nil {
-			return nil, fmt.Errorf("encode context window %s: %w", key, err)
-		}
-		var rev uint64
-		if cw.rev == 0 {
-			rev, err = w.kv.Create(ctx, key, val)
-		} else {
-			rev, err = w.kv.Update(ctx, key, val, cw.rev)
-		}
+		err = w.commit(ctx, []*pendingAppend{p})
 		if err == nil {
-			w.store(&cachedWindow{key: key, state: st, rev: rev})
 			return prev, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
-			w.forget(key)
-			return nil, fmt.Errorf("update context window %s: %w", key, err)
+		if !errors.Is(err, bus.ErrContextBatchRefused) {
+			return nil, err
 		}
 		// Someone else wrote (a previous owner of the partition, or our cache
 		// is stale after a restart): the bucket is the truth, re-read it.
-		w.forget(key)
 		lastErr = err
 	}
-	return nil, fmt.Errorf("update context window %s after %d attempts: %w: %w", key, w.attempts, ErrWindowConflict, lastErr)
+	return nil, fmt.Errorf("update context window %s after %d attempts: %w: %w",
+		WindowKey(m.Tenant, m.ConversationID), w.attempts, ErrWindowConflict, lastErr)
+}
+
+// pendingAppend is an entry [Window.prepare] built and [Window.commit]
+// stores.
+type pendingAppend struct {
+	cw    *cachedWindow
+	entry WindowEntry
+	val   []byte
+}
+
+// prepare loads m's window (from the bucket when fresh or not cached) and
+// returns m's context and the append that applies m, or a nil append when
+// seq is already applied.
+func (w *Window) prepare(ctx context.Context, m *vigil.Message, seq uint64, fresh bool) ([]vigil.Message, *pendingAppend, error) {
+	key := WindowKey(m.Tenant, m.ConversationID)
+	cw, err := w.load(ctx, key, fresh)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load context window %s: %w", key, err)
+	}
+	prev := w.context(cw.state, m, seq)
+	if cw.state.applied(seq) {
+		return prev, nil, nil
+	}
+	e := WindowEntry{Seq: seq, Message: windowMessage(m)}
+	val, err := encodeEntry(e)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode context entry %s: %w", key, err)
+	}
+	return prev, &pendingAppend{cw: cw, entry: e, val: val}, nil
+}
+
+// commit stores ps (distinct conversations) with one atomic batch and
+// updates the cache. On any error nothing was stored and the conversations
+// are dropped from the cache, so the next prepare re-reads them; a
+// conflict matches bus.ErrContextBatchRefused.
+func (w *Window) commit(ctx context.Context, ps []*pendingAppend) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	appends := make([]bus.ContextAppend, len(ps))
+	for i, p := range ps {
+		appends[i] = bus.ContextAppend{Key: p.cw.key, Value: p.val, Revision: p.cw.rev}
+	}
+	revs, err := w.store.AppendContext(ctx, appends)
+	if err != nil {
+		for _, p := range ps {
+			w.forget(p.cw.key)
+		}
+		return fmt.Errorf("update context windows: %w", err)
+	}
+	for i, p := range ps {
+		w.remember(&cachedWindow{key: p.cw.key, state: w.insert(p.cw.state, p.entry), rev: revs[i]})
+	}
+	return nil
 }
 
 // Messages returns the window of a conversation as the bucket holds it,
@@ -274,7 +302,17 @@ func (w *Window) insert(st windowState, e WindowEntry) windowState {
 	entries := make([]WindowEntry, 0, len(st.Entries)+1)
 	i, _ := slices.BinarySearchFunc(st.Entries, e.Seq, func(x WindowEntry, s uint64) int { return cmp.Compare(x.Seq, s) })
 	entries = append(append(append(entries, st.Entries[:i]...), e), st.Entries[i:]...)
-	out := windowState{LastSeq: max(st.LastSeq, e.Seq), FloorSeq: st.FloorSeq}
+	return w.trim(entries, max(st.LastSeq, e.Seq), st.FloorSeq)
+}
+
+// trim returns the window of entries (ordered by sequence): the newest
+// maxMessages+1 no older than maxAge before the newest and within
+// MaxWindowBytes, with FloorSeq raised past what it drops.
+func (w *Window) trim(entries []WindowEntry, lastSeq, floor uint64) windowState {
+	out := windowState{LastSeq: lastSeq, FloorSeq: floor}
+	if len(entries) == 0 {
+		return out
+	}
 	newest := entries[len(entries)-1].Message.SentAt
 	for _, x := range entries {
 		if x.Message.SentAt.After(newest) {
@@ -308,22 +346,37 @@ func (w *Window) load(ctx context.Context, key string, fresh bool) (*cachedWindo
 			return cw, nil
 		}
 	}
-	e, err := w.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return &cachedWindow{key: key}, nil
-	}
+	revs, latest, err := w.store.ContextEntries(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	cw := &cachedWindow{key: key, rev: e.Revision()}
-	if err := cw.state.UnmarshalJSON(e.Value()); err != nil {
-		return nil, fmt.Errorf("decode revision %d: %w", e.Revision(), err)
+	entries := make([]WindowEntry, 0, len(revs))
+	for _, r := range revs {
+		e, ok, err := decodeEntry(r.Value)
+		if err != nil {
+			return nil, fmt.Errorf("decode revision %d: %w", r.Revision, err)
+		}
+		if ok {
+			entries = append(entries, e)
+		}
 	}
-	w.store(cw)
+	slices.SortFunc(entries, func(a, b WindowEntry) int { return cmp.Compare(a.Seq, b.Seq) })
+	entries = slices.CompactFunc(entries, func(a, b WindowEntry) bool { return a.Seq == b.Seq })
+	var lastSeq, floor uint64
+	if n := len(entries); n > 0 {
+		lastSeq = entries[n-1].Seq
+		if len(revs) >= bus.ContextHistory {
+			// The bucket dropped older revisions: whatever came before the
+			// oldest one kept counts as applied.
+			floor = entries[0].Seq - 1
+		}
+	}
+	cw := &cachedWindow{key: key, rev: latest, state: w.trim(entries, lastSeq, floor)}
+	w.remember(cw)
 	return cw, nil
 }
 
-func (w *Window) store(cw *cachedWindow) { w.cache.Add(cw.key, cw) }
+func (w *Window) remember(cw *cachedWindow) { w.cache.Add(cw.key, cw) }
 
 func (w *Window) forget(key string) { w.cache.Remove(key) }
 

@@ -10,23 +10,17 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/bus"
 	"github.com/vigilhq/vigil/bus/bustest"
 	"github.com/vigilhq/vigil/evaluator"
 )
 
-// newBucket creates a KV bucket with a unique name on a fresh server.
-func newBucket(t testing.TB, s *bustest.Server) jetstream.KeyValue {
+// newBucket opens a bus (and with it the context bucket) on s.
+func newBucket(t testing.TB, s *bustest.Server) *bus.Bus {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	kv, err := s.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: fmt.Sprintf("CTX_%d", time.Now().UnixNano())})
-	if err != nil {
-		t.Fatalf("create bucket: %v", err)
-	}
-	return kv
+	return s.Bus(t, bus.Config{Memory: true})
 }
 
 var t0 = time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
@@ -124,15 +118,19 @@ func TestWindowAppend(t *testing.T) {
 		},
 	}
 	s := bustest.New(t)
-	for _, tc := range tests {
+	kv := newBucket(t, s)
+	for k, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			kv := newBucket(t, s)
 			w, err := evaluator.NewWindow(kv, tc.n, tc.d, 100, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
+			// One conversation per case: they share the bucket.
+			conv := fmt.Sprintf("c%d", k)
 			for _, st := range tc.steps {
-				got, err := w.Append(context.Background(), msgAt("c", st.i, t0.Add(st.at)), st.seq)
+				m := msgAt(conv, st.i, t0.Add(st.at))
+				m.ID = fmt.Sprintf("c-m%d", st.i)
+				got, err := w.Append(context.Background(), m, st.seq)
 				if err != nil {
 					t.Fatalf("Append(seq %d): %v", st.seq, err)
 				}
@@ -147,7 +145,7 @@ func TestWindowAppend(t *testing.T) {
 func TestWindowBoundedBytes(t *testing.T) {
 	s := bustest.New(t)
 	kv := newBucket(t, s)
-	w, err := evaluator.NewWindow(kv, 1000, time.Hour, 10, nil)
+	w, err := evaluator.NewWindow(kv, 255, time.Hour, 10, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,13 +249,14 @@ func TestNewWindowInvalid(t *testing.T) {
 	kv := newBucket(t, s)
 	tests := []struct {
 		name string
-		kv   jetstream.KeyValue
+		kv   evaluator.ContextStore
 		n    int
 		d    time.Duration
 		c    int
 	}{
 		{"nil bucket", nil, 1, time.Second, 1},
 		{"zero messages", kv, 0, time.Second, 1},
+		{"more messages than the bucket keeps", kv, bus.ContextHistory, time.Second, 1},
 		{"zero duration", kv, 1, 0, 1},
 		{"zero cache", kv, 1, time.Second, 0},
 	}
