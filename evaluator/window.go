@@ -12,7 +12,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-		"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/bus"
 )
 
