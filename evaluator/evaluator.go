@@ -334,35 +334,6 @@ func (e *Evaluator) runPartition(p int, cons jetstream.Consumer) {
 	}
 }
 
-// runLane evaluates the messages of its conversations in arrival order. A
-// message that can be neither evaluated nor dead-lettered (the bus is
-// unavailable) is retried in place, keeping its place in the conversation,
-// with InProgress so JetStream does not redeliver it meanwhile.
-func (e *Evaluator) runLane(log *slog.Logger, ch <-chan jetstream.Msg) {
-	for msg := range ch {
-		backoff := 50 * time.Millisecond
-		for {
-			if e.ctx.Err() != nil {
-				_ = msg.Nak()
-				break
-			}
-			err := e.handle(msg)
-			if err == nil {
-				break
-			}
-			if e.ctx.Err() == nil {
-				log.Error("message evaluation failed, retrying in place", logKeyErr, err)
-			}
-			_ = msg.InProgress()
-			if !e.sleep(backoff) {
-				_ = msg.Nak()
-				break
-			}
-			backoff = min(2*backoff, 5*time.Second)
-		}
-	}
-}
-
 // laneOf maps a message subject to a lane with FNV-1a.
 func laneOf(subject string, n int) int {
 	h := uint32(2166136261)
@@ -503,61 +474,91 @@ func reasonOf(err error) string {
 func (e *Evaluator) evaluate(msg jetstream.Msg, m *vigil.Message, seq uint64) (err error) {
 	ctx, cancel := context.WithTimeout(e.ctx, e.o.msgTimeout)
 	defer cancel()
-	defer func() {
-		if r := recover(); r != nil {
-			err = stage(ReasonPanic, fmt.Errorf("evaluate seq %d: panic: %v", seq, r))
-		}
-	}()
 	start := e.o.now()
 	set := e.rules.Current()
 	prev, err := e.window.Append(ctx, m, seq)
 	if err != nil {
 		return stage(ReasonWindow, fmt.Errorf("evaluate message %s: %w", m.ID, err))
 	}
+	out, err := e.tier1(ctx, set, m, seq, prev)
+	if err != nil {
+		return err
+	}
+	if out.tier2() {
+		if err := e.publishAll(ctx, m, out.vs, nil); err != nil {
+			return err
+		}
+		return e.queueTier2(&tier2Job{msg: msg, m: m, seq: seq, prev: prev, cands: out.cands, version: set.Version(), ev: out.ev, start: start})
+	}
+	return e.finish(ctx, msg, m, out.vs, out.ev, start)
+}
+
+// outcome is what tier 1 made of one message.
+type outcome struct {
+	ev *vigil.Evaluation
+	vs []*vigil.Verdict
+	// cands are the matches that ask the classifier; they are left for
+	// tier 2 only when a classifier is configured.
+	cands []rules.Match
+}
+
+// tier2 reports whether the message has tier-2 work.
+func (o *outcome) tier2() bool { return len(o.cands) > 0 }
+
+// tier1 evaluates set on m (at seq, with context prev) and builds its
+// verdicts and evaluation record. A rule that fails is counted and logged
+// and the others stand; a timeout or panic is returned for the caller's
+// retry and dead-letter logic.
+func (e *Evaluator) tier1(ctx context.Context, set *rules.Set, m *vigil.Message, seq uint64, prev []vigil.Message) (out outcome, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = stage(ReasonPanic, fmt.Errorf("evaluate seq %d: panic: %v", seq, r))
+		}
+	}()
 	rc := &rules.Context{Messages: prev, Window: e.o.windowD, ParticipantCounts: participantCounts(prev)}
 	matches, err := set.Eval(ctx, m, rc)
 	e.m.RuleEvaluations.WithLabelValues("*", "1").Inc()
 	if err != nil {
 		if ctx.Err() != nil {
-			return stage(ReasonTimeout, fmt.Errorf("evaluate message %s: %w", m.ID, ctx.Err()))
+			return outcome{}, stage(ReasonTimeout, fmt.Errorf("evaluate message %s: %w", m.ID, ctx.Err()))
 		}
 		e.ruleErrors(m, err)
 	}
-	ev := &vigil.Evaluation{
+	out.ev = &vigil.Evaluation{
 		MessageID: m.ID, Tenant: m.Tenant, ConversationID: m.ConversationID,
 		RulesetVersion: set.Version(), Tiers: []int{1}, RulesEvaluated: len(set.Rules()),
 		StreamSequence: seq,
 	}
 	var cands []rules.Match
-	var vs []*vigil.Verdict
 	for _, mt := range matches {
 		if needsTier2(mt.Rule) {
 			cands = append(cands, mt)
 			continue
 		}
-		vs = append(vs, e.verdict(m, set.Version(), mt.Rule, mt.Spans, 1, mt.Rule.Action, ""))
+		out.vs = append(out.vs, e.verdict(m, set.Version(), mt.Rule, mt.Spans, 1, mt.Rule.Action, ""))
 	}
-	ev.Verdicts = len(vs)
+	out.ev.Verdicts = len(out.vs)
 	if len(cands) > 0 {
 		if e.o.classifier == nil {
 			e.m.Tier2Calls.WithLabelValues("unconfigured").Add(float64(len(cands)))
 		} else {
-			if err := e.publishAll(ctx, m, vs, nil); err != nil {
-				return err
-			}
-			job := &tier2Job{msg: msg, m: m, seq: seq, prev: prev, cands: cands, version: set.Version(), ev: ev, start: start}
-			// A full queue holds this lane back (backpressure) rather than
-			// failing the message: only a hard stop gives up, and then the
-			// message is redelivered.
-			select {
-			case e.jobs <- job:
-				return nil // the worker publishes the evaluation and acks
-			case <-e.ctx.Done():
-				return fmt.Errorf("queue tier-2 work for message %s: %w", m.ID, e.ctx.Err())
-			}
+			out.cands = cands
 		}
 	}
-	return e.finish(ctx, msg, m, vs, ev, start)
+	return out, nil
+}
+
+// queueTier2 hands job to the tier-2 workers, which publish its evaluation
+// and ack it. A full queue holds the lane back (backpressure) rather than
+// failing the message: only a hard stop gives up, and then the message is
+// redelivered.
+func (e *Evaluator) queueTier2(job *tier2Job) error {
+	select {
+	case e.jobs <- job:
+		return nil
+	case <-e.ctx.Done():
+		return fmt.Errorf("queue tier-2 work for message %s: %w", job.m.ID, e.ctx.Err())
+	}
 }
 
 // finish publishes the verdicts and the evaluation record, concurrently,
@@ -651,7 +652,7 @@ func newVerdict(m *vigil.Message, version string, r *rules.Rule, spans []vigil.S
 func (e *Evaluator) publish(ctx context.Context, m *vigil.Message, v *vigil.Verdict) error {
 	var actionErr error
 	var wg sync.WaitGroup
-	if v.Action != vigil.ActionEscalateTier2 && v.Action.Valid() {
+	if hasAction(v) {
 		wg.Go(func() {
 			if _, err := e.b.PublishAction(ctx, v); err != nil {
 				actionErr = stage(ReasonPublish, fmt.Errorf("publish action %s: %w", v.ID, err))
@@ -666,17 +667,27 @@ func (e *Evaluator) publish(ctx context.Context, m *vigil.Message, v *vigil.Verd
 	if actionErr != nil {
 		return actionErr
 	}
+	e.stored(m, v, ack)
+	return nil
+}
+
+// stored counts v, stored with ack, and queues its webhooks.
+func (e *Evaluator) stored(m *vigil.Message, v *vigil.Verdict, ack bus.Ack) {
 	if !ack.Duplicate {
 		e.m.Verdicts.WithLabelValues(v.RuleID, string(v.Action)).Inc()
 		if !m.ReceivedAt.IsZero() {
 			e.m.VerdictLatency.WithLabelValues(strconv.Itoa(v.Tier)).Observe(v.LatencySeconds)
 		}
 	}
-	if e.o.webhooks != nil && v.Action != vigil.ActionEscalateTier2 && v.Action.Valid() {
+	if e.o.webhooks != nil && hasAction(v) {
 		// Drops are counted and logged by Send; they do not fail the message.
 		_ = e.o.webhooks.Send(v)
 	}
-	return nil
+}
+
+// hasAction reports whether v is relayed as an action (ACTIONS, webhooks).
+func hasAction(v *vigil.Verdict) bool {
+	return v.Action != vigil.ActionEscalateTier2 && v.Action.Valid()
 }
 
 func participantCounts(prev []vigil.Message) map[string]int {

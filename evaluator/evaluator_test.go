@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	dto "github.com/prometheus/client_model/go"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -141,6 +142,15 @@ func TestConversationOrder(t *testing.T) {
 	}
 	if n != long {
 		t.Fatalf("%d evaluations of the ordered conversation, want %d", n, long)
+	}
+	// Published all at once, most messages queue up on their lanes and go
+	// through the batch path, which the checks above held to the same order.
+	var hm dto.Metric
+	if err := r.m.BatchSize.Write(&hm); err != nil {
+		t.Fatal(err)
+	}
+	if got := hm.GetHistogram().GetSampleSum(); got < float64(len(ms))/2 {
+		t.Errorf("%v of %d messages evaluated in batches, want at least half", got, len(ms))
 	}
 }
 

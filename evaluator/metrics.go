@@ -39,6 +39,9 @@ type Metrics struct {
 	BudgetExhausted *prometheus.CounterVec
 	// DeadLetters counts messages sent to the dead-letter subject, by reason.
 	DeadLetters *prometheus.CounterVec
+	// BatchSize observes how many messages a lane evaluated together
+	// through the batch path (one observation per batch).
+	BatchSize prometheus.Histogram
 	// WindowCASRetries counts context-window compare-and-set conflicts that
 	// were retried.
 	WindowCASRetries prometheus.Counter
@@ -96,6 +99,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vigil_evaluator_dead_letters_total",
 			Help: "Messages sent to the dead-letter subject, by reason.",
 		}, []string{labelReason}),
+		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vigil_evaluator_batch_messages",
+			Help:    "Messages a lane evaluated together in one batch (window appends, records and acks batched).",
+			Buckets: prometheus.ExponentialBuckets(2, 2, 8),
+		}),
 		WindowCASRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_evaluator_window_cas_retries_total",
 			Help: "Context-window compare-and-set conflicts that were retried.",
@@ -119,7 +127,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.RuleEvaluations, m.RuleErrors, m.Verdicts, m.EvalDuration, m.VerdictLatency,
-			m.Tier2Calls, m.BudgetExhausted, m.DeadLetters, m.WindowCASRetries,
+			m.Tier2Calls, m.BudgetExhausted, m.DeadLetters, m.WindowCASRetries, m.BatchSize,
 			m.WebhookDeliveries, m.WebhookDrops, m.RulesLastReloadSuccessful,
 			m.RulesLastReloadSuccessTimestamp)
 	}

@@ -18,7 +18,10 @@ const (
 	DefaultFetchWait = 250 * time.Millisecond
 	// DefaultLanes is how many conversations of one partition are evaluated
 	// concurrently (each conversation always on the same lane, in order).
-	DefaultLanes = 16
+	// Each lane evaluates what queued up on it as one batch, so few lanes
+	// suffice; 8 partitions × 4 lanes also stay under nats-server's 50
+	// atomic batches in flight per stream.
+	DefaultLanes = 4
 	// DefaultMessageTimeout bounds the tier-1 evaluation of one message,
 	// window update and publication included.
 	DefaultMessageTimeout = 5 * time.Second

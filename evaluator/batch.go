@@ -1,0 +1,263 @@
+package evaluator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/bus"
+)
+
+// batchPublisher is what the batch path uses of [bus.Bus]: one atomic batch
+// per stream instead of one publish per record, which under SyncAlways is
+// one fsync per batch instead of one per record.
+type batchPublisher interface {
+	PublishVerdicts(ctx context.Context, vs []*vigil.Verdict) ([]bus.Ack, error)
+	PublishActions(ctx context.Context, vs []*vigil.Verdict) ([]bus.Ack, error)
+	PublishEvaluations(ctx context.Context, es []*vigil.Evaluation) ([]bus.Ack, error)
+}
+
+var _ batchPublisher = (*bus.Bus)(nil)
+
+const (
+	// maxLaneBatch bounds the messages a lane evaluates together.
+	maxLaneBatch = 256
+	// initialBackoff and maxBackoff pace the per-message path's retries in
+	// place.
+	initialBackoff = 50 * time.Millisecond
+	maxBackoff     = 5 * time.Second
+)
+
+// batchItem is one message of a lane batch.
+type batchItem struct {
+	msg  jetstream.Msg
+	m    vigil.Message
+	seq  uint64
+	prev []vigil.Message
+	out  outcome
+}
+
+// runLane evaluates the messages of its conversations in arrival order.
+// What has queued up on the lane is evaluated as one batch ([evaluateBatch]):
+// one atomic batch of window appends per round of distinct conversations,
+// one atomic batch per output stream, then the acks. A message the batch
+// path cannot finish, and everything after it, goes through the
+// per-message path ([Evaluator.handleOne]) in order.
+func (e *Evaluator) runLane(log *slog.Logger, ch <-chan jetstream.Msg) {
+	batch := make([]jetstream.Msg, 0, maxLaneBatch)
+	for msg := range ch {
+		batch = append(batch[:0], msg)
+	more:
+		for len(batch) < maxLaneBatch {
+			select {
+			case next, ok := <-ch:
+				if !ok {
+					break more
+				}
+				batch = append(batch, next)
+			default:
+				break more
+			}
+		}
+		rest := batch
+		if _, ok := e.b.(batchPublisher); ok && len(batch) > 1 && e.ctx.Err() == nil {
+			rest = e.evaluateBatch(log, batch)
+		}
+		for _, msg := range rest {
+			e.handleOne(log, msg)
+		}
+	}
+}
+
+// handleOne evaluates one message. A message that can be neither evaluated
+// nor dead-lettered (the bus is unavailable) is retried in place, keeping
+// its place in the conversation, with InProgress so JetStream does not
+// redeliver it meanwhile.
+func (e *Evaluator) handleOne(log *slog.Logger, msg jetstream.Msg) {
+	backoff := initialBackoff
+	for {
+		if e.ctx.Err() != nil {
+			_ = msg.Nak()
+			return
+		}
+		err := e.handle(msg)
+		if err == nil {
+			return
+		}
+		if e.ctx.Err() == nil {
+			log.Error("message evaluation failed, retrying in place", logKeyErr, err)
+		}
+		_ = msg.InProgress()
+		if !e.sleep(backoff) {
+			_ = msg.Nak()
+			return
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// evaluateBatch evaluates msgs (one lane's, in order) together and returns
+// the messages it left for the per-message path: from the first message
+// that is not a plain first delivery of a valid message, or from the first
+// failure, to the end. Whatever the batch path stored before giving up is
+// idempotent (window entries by sequence, records by id), so the
+// per-message path redoing it changes nothing.
+func (e *Evaluator) evaluateBatch(log *slog.Logger, msgs []jetstream.Msg) []jetstream.Msg {
+	ctx, cancel := context.WithTimeout(e.ctx, e.o.msgTimeout)
+	defer cancel()
+	start := e.o.now()
+	items := make([]*batchItem, 0, len(msgs))
+	for _, msg := range msgs {
+		md, err := msg.Metadata()
+		if err != nil || md.NumDelivered > 1 {
+			break // redeliveries take the per-message path, with its attempt count
+		}
+		it := &batchItem{msg: msg, seq: md.Sequence.Stream}
+		if err := json.Unmarshal(msg.Data(), &it.m); err != nil || !validIDs(&it.m) {
+			break // the per-message path dead-letters it
+		}
+		items = append(items, it)
+	}
+	n := e.applyWindows(ctx, log, items)
+	set := e.rules.Current()
+	for i, it := range items[:n] {
+		mctx, mcancel := context.WithTimeout(e.ctx, e.o.msgTimeout)
+		out, err := e.tier1(mctx, set, &it.m, it.seq, it.prev)
+		mcancel()
+		if err != nil {
+			n = i // the per-message path retries and dead-letters it
+			break
+		}
+		it.out = out
+	}
+	rest := func(from int) []jetstream.Msg { return msgs[from:] }
+	if n == 0 {
+		return rest(0)
+	}
+	done := items[:n]
+	if err := e.publishBatch(ctx, done, start); err != nil {
+		if e.ctx.Err() == nil {
+			log.Warn("batch publish failed, evaluating message by message", logKeyErr, err)
+		}
+		return rest(0)
+	}
+	e.m.BatchSize.Observe(float64(n))
+	for i, it := range done {
+		if it.out.tier2() {
+			job := &tier2Job{msg: it.msg, m: &it.m, seq: it.seq, prev: it.prev, cands: it.out.cands,
+				version: set.Version(), ev: it.out.ev, start: start}
+			if err := e.queueTier2(job); err != nil {
+				return rest(i)
+			}
+			continue
+		}
+		// A plain ack, as in finish; a lost ack only redelivers the message.
+		if err := it.msg.Ack(); err != nil {
+			log.Warn("ack failed; the message will be redelivered", logKeySeq, it.seq, logKeyErr, err)
+			continue
+		}
+		e.m.EvalDuration.Observe(it.out.ev.DurationSeconds)
+	}
+	return rest(n)
+}
+
+// applyWindows applies items to their windows in rounds of distinct
+// conversations, one atomic batch of appends per round, and returns how
+// many items (from the start) were applied; each has its context in prev.
+func (e *Evaluator) applyWindows(ctx context.Context, log *slog.Logger, items []*batchItem) int {
+	for lo := 0; lo < len(items); {
+		seen := make(map[string]bool)
+		var ps []*pendingAppend
+		hi := lo
+		for ; hi < len(items) && len(ps) < bus.MaxAtomicBatch; hi++ {
+			it := items[hi]
+			key := WindowKey(it.m.Tenant, it.m.ConversationID)
+			if seen[key] {
+				break
+			}
+			seen[key] = true
+			prev, p, err := e.window.prepare(ctx, &it.m, it.seq, false)
+			if err != nil {
+				log.Warn("context window read failed, evaluating message by message", logKeyErr, err)
+				return lo
+			}
+			it.prev = prev
+			if p != nil {
+				ps = append(ps, p)
+			}
+		}
+		if err := e.window.commit(ctx, ps); err != nil {
+			if !errors.Is(err, bus.ErrContextBatchRefused) {
+				log.Warn("context window batch failed, evaluating message by message", logKeyErr, err)
+			} else {
+				e.m.WindowCASRetries.Inc()
+			}
+			return lo
+		}
+		lo = hi
+	}
+	return len(items)
+}
+
+// publishBatch stores the verdicts, actions and evaluation records of
+// items, one atomic batch per stream, concurrently. Evaluations of items
+// with tier-2 work are left to the tier-2 worker.
+func (e *Evaluator) publishBatch(ctx context.Context, items []*batchItem, start time.Time) error {
+	bp := e.b.(batchPublisher)
+	now := e.o.now()
+	var vs, acts []*vigil.Verdict
+	var owner []*vigil.Message
+	var evs []*vigil.Evaluation
+	for _, it := range items {
+		for _, v := range it.out.vs {
+			vs = append(vs, v)
+			owner = append(owner, &it.m)
+			if hasAction(v) {
+				acts = append(acts, v)
+			}
+		}
+		if !it.out.tier2() {
+			it.out.ev.EvaluatedAt = now.UTC()
+			it.out.ev.DurationSeconds = now.Sub(start).Seconds()
+			evs = append(evs, it.out.ev)
+		}
+	}
+	var (
+		wg               sync.WaitGroup
+		vacks            []bus.Ack
+		verr, aerr, eerr error
+	)
+	if len(vs) > 0 {
+		wg.Go(func() { vacks, verr = bp.PublishVerdicts(ctx, vs) })
+	}
+	if len(acts) > 0 {
+		wg.Go(func() { _, aerr = bp.PublishActions(ctx, acts) })
+	}
+	if len(evs) > 0 {
+		_, eerr = bp.PublishEvaluations(ctx, evs)
+	}
+	wg.Wait()
+	if err := errors.Join(stage(ReasonPublish, verr), stage(ReasonPublish, aerr), stage(ReasonPublish, eerr)); err != nil {
+		return fmt.Errorf("publish batch of %d messages: %w", len(items), err)
+	}
+	for i, v := range vs {
+		e.stored(owner[i], v, vacks[i])
+	}
+	return nil
+}
+
+// validIDs reports whether m's ids are valid record ids.
+func validIDs(m *vigil.Message) bool {
+	for _, id := range []string{m.ID, m.Tenant, m.ConversationID} {
+		if vigil.ValidateID(id) != nil {
+			return false
+		}
+	}
+	return true
+}
