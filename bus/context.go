@@ -21,18 +21,20 @@ type ContextAppend struct {
 	Revision uint64
 }
 
-// ErrContextBatchRefused is returned by [Bus.AppendContext] when the batch
-// was refused as a whole (a revision no longer the latest, or the server
-// does not take the batch); nothing of it was stored, and the caller
-// appends one key at a time, re-reading conflicting keys.
+// ErrContextBatchRefused is returned by [Bus.AppendContext] when an
+// append's revision was no longer the latest (or the server refused the
+// atomic batch): the caller re-reads the keys and appends again.
 var ErrContextBatchRefused = errors.New("bus: context batch refused")
 
-// AppendContext stores appends in the context bucket as one atomic batch
-// (one fsync under SyncAlways, one round trip) and returns each key's new
-// revision, in order. Keys must be distinct: nats-server checks a
-// key's expected revision once per batch. It returns an error matching
-// [ErrContextBatchRefused] when the server refused the batch (nothing was
-// stored), or the bus error.
+// AppendContext stores appends in the context bucket and returns each
+// key's new revision, in order. Several appends go as one atomic batch (one
+// fsync under SyncAlways, all or nothing) unless Config.NoAtomicBatches is
+// set; then, and for a single append, they are pipelined asynchronous
+// publishes, each checked on its own. Keys must be distinct: nats-server
+// checks a key's expected revision once per batch. It returns an error
+// matching [ErrContextBatchRefused] when a revision was no longer the
+// latest, or the bus error; on error the caller must assume any subset of
+// the appends was stored (re-read the keys).
 func (b *Bus) AppendContext(ctx context.Context, appends []ContextAppend) ([]uint64, error) {
 	if len(appends) == 0 {
 		return nil, nil
@@ -53,7 +55,13 @@ func (b *Bus) AppendContext(ctx context.Context, appends []ContextAppend) ([]uin
 		msgs[i].Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(a.Revision, 10))
 	}
 	start := time.Now()
-	acks, err := b.publishAtomic(ctx, "KV_"+BucketContext, msgs)
+	var acks []Ack
+	var err error
+	if len(msgs) > 1 && !b.cfg.NoAtomicBatches {
+		acks, err = b.publishAtomic(ctx, "KV_"+BucketContext, msgs)
+	} else {
+		acks, err = b.publishPipelined(ctx, "KV_"+BucketContext, msgs)
+	}
 	b.metrics.PublishDuration.WithLabelValues("KV_" + BucketContext).Observe(since(start))
 	var apiErr *jetstream.APIError
 	switch {

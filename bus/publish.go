@@ -251,10 +251,25 @@ func (b *Bus) publishBatch(ctx context.Context, stream string, recs []record) ([
 	return acks, errors.Join(joined...)
 }
 
+// publishPipelined publishes msgs (headers set by the caller) to stream
+// asynchronously, waits for every PubAck and returns the acks, or the
+// first error (the other messages may be stored).
+func (b *Bus) publishPipelined(ctx context.Context, stream string, msgs []*nats.Msg) ([]Ack, error) {
+	acks := make([]Ack, len(msgs))
+	errs := make([]error, len(msgs))
+	b.publishAsync(ctx, stream, func(i int) *nats.Msg { return msgs[i] }, 0, len(msgs), acks, errs)
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return acks, nil
+}
+
 // publishAsync publishes records lo..hi-1 (built by newMsg) asynchronously
 // and waits for their PubAcks, filling acks and errs.
 func (b *Bus) publishAsync(ctx context.Context, stream string, newMsg func(int) *nats.Msg, lo, hi int, acks []Ack, errs []error) {
-	deadline, _ := ctx.Deadline() // set by publishBatch
+	deadline, _ := ctx.Deadline() // set by the caller (withTimeout)
 	futs := make([]jetstream.PubAckFuture, hi)
 	for i := lo; i < hi; i++ {
 		msg := newMsg(i)
