@@ -43,7 +43,7 @@ const (
 	DefaultWSIdleTimeout = 10 * time.Minute
 	// DefaultWSWriteTimeout bounds one frame write or ping round trip.
 	DefaultWSWriteTimeout = 10 * time.Second
-	// DefaultWSSendQueue bounds frames (acks, actions) queued for one
+	// DefaultWSSendQueue bounds replies (a request's acks, an action) queued for one
 	// session; a client that lets it fill is disconnected.
 	DefaultWSSendQueue = 64
 	// DefaultWSMaxConversations bounds the conversations whose actions one

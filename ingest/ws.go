@@ -29,9 +29,9 @@ import (
 //
 // The server pings every WSPingInterval; a session that sends no message
 // for WSIdleTimeout is closed (1001 "idle timeout"); a session whose send
-// queue holds WSSendQueue frames when a new request or action arrives is
-// closed (1008 "slow consumer"); the acks of one batch frame are queued
-// together, however many.
+// queue holds WSSendQueue replies (a request's acks or errors, or one
+// action) when a new request or action arrives is closed (1008 "slow
+// consumer"); the acks of one batch frame count as one reply, however many.
 
 // Frame types.
 const (
@@ -90,7 +90,7 @@ type session struct {
 	lastRead atomic.Int64 // unix nanos of the last client message
 
 	qmu      sync.Mutex
-	queue    [][]byte // frames to write, at most WSSendQueue
+	queue    [][][]byte // replies to write (each one or more frames), at most WSSendQueue
 	flushing bool     // a flusher goroutine is running
 	dead     bool     // no new goroutines may start
 	closing  bool     // close requested
@@ -230,16 +230,16 @@ func (ss *session) enqueue(frames ...[]byte) bool {
 	if ss.closing || ss.dead {
 		return false
 	}
-	// The bound is checked before a request's frames, not per frame: the
-	// acks of one batch frame (up to MaxBatch) are queued together, so a
-	// client that reads them keeps its session, while one that stops
-	// reading is closed at its next request or pushed action.
+	// The bound counts replies, not frames: the acks of one batch frame (up
+	// to MaxBatch) are one reply, so a client that reads them keeps its
+	// session while the server is still writing them out, and one that
+	// stops reading is closed at its next request or pushed action.
 	if len(ss.queue) >= ss.srv.cfg.WSSendQueue {
 		ss.srv.metrics.WSSendQueueDrops.Inc()
 		ss.closeLocked(websocket.StatusPolicyViolation, CloseSlowConsumer)
 		return false
 	}
-	ss.queue = append(ss.queue, frames...)
+	ss.queue = append(ss.queue, frames)
 	if !ss.flushing {
 		ss.flushing = ss.goLocked(ss.flush)
 	}
@@ -256,18 +256,22 @@ func (ss *session) flush() {
 			ss.qmu.Unlock()
 			return
 		}
-		f := ss.queue[0]
+		reply := ss.queue[0]
 		ss.queue[0] = nil
 		ss.queue = ss.queue[1:]
 		ss.qmu.Unlock()
-		// Not derived from the server's context: coder/websocket drops the
-		// connection when a write's context ends, even just after the frame
-		// went out, and shutdown must still send its close frame.
-		ctx, cancel := context.WithTimeout(context.Background(), ss.srv.cfg.WSWriteTimeout)
-		err := ss.c.Write(ctx, websocket.MessageText, f)
-		cancel()
-		if err != nil {
-			ss.close(websocket.StatusPolicyViolation, CloseSlowConsumer)
+		for _, f := range reply {
+			// Not derived from the server's context: coder/websocket drops
+			// the connection when a write's context ends, even just after
+			// the frame went out, and shutdown must still send its close
+			// frame.
+			ctx, cancel := context.WithTimeout(context.Background(), ss.srv.cfg.WSWriteTimeout)
+			err := ss.c.Write(ctx, websocket.MessageText, f)
+			cancel()
+			if err != nil {
+				ss.close(websocket.StatusPolicyViolation, CloseSlowConsumer)
+				break
+			}
 		}
 	}
 }
