@@ -91,9 +91,9 @@ type session struct {
 
 	qmu      sync.Mutex
 	queue    [][][]byte // replies to write (each one or more frames), at most WSSendQueue
-	flushing bool     // a flusher goroutine is running
-	dead     bool     // no new goroutines may start
-	closing  bool     // close requested
+	flushing bool       // a flusher goroutine is running
+	dead     bool       // no new goroutines may start
+	closing  bool       // close requested
 	wg       sync.WaitGroup
 
 	ping, idle *time.Timer
