@@ -297,17 +297,24 @@ func (w *Window) context(st windowState, m *vigil.Message, seq uint64) []vigil.M
 // insert returns st with e added in sequence order and trimmed to the
 // newest maxMessages+1 entries no older than maxAge before the newest
 // entry. One more than maxMessages is kept so that a redelivered message
-// still sees a full context of maxMessages before it.
+// still sees a full context of maxMessages before it. st is given up: the
+// result may share its entries' backing array (appending in place is what
+// keeps a full window's append O(1)).
 func (w *Window) insert(st windowState, e WindowEntry) windowState {
-	entries := make([]WindowEntry, 0, len(st.Entries)+1)
-	i, _ := slices.BinarySearchFunc(st.Entries, e.Seq, func(x WindowEntry, s uint64) int { return cmp.Compare(x.Seq, s) })
-	entries = append(append(append(entries, st.Entries[:i]...), e), st.Entries[i:]...)
+	entries := st.Entries
+	if n := len(entries); n == 0 || entries[n-1].Seq < e.Seq {
+		entries = append(entries, e)
+	} else {
+		i, _ := slices.BinarySearchFunc(entries, e.Seq, func(x WindowEntry, s uint64) int { return cmp.Compare(x.Seq, s) })
+		entries = slices.Insert(slices.Clip(entries), i, e)
+	}
 	return w.trim(entries, max(st.LastSeq, e.Seq), st.FloorSeq)
 }
 
 // trim returns the window of entries (ordered by sequence): the newest
 // maxMessages+1 no older than maxAge before the newest and within
-// MaxWindowBytes, with FloorSeq raised past what it drops.
+// MaxWindowBytes, with FloorSeq raised past what it drops. The result may
+// share entries' backing array.
 func (w *Window) trim(entries []WindowEntry, lastSeq, floor uint64) windowState {
 	out := windowState{LastSeq: lastSeq, FloorSeq: floor}
 	if len(entries) == 0 {
@@ -330,8 +337,17 @@ func (w *Window) trim(entries []WindowEntry, lastSeq, floor uint64) windowState 
 			break
 		}
 	}
-	for j, x := range entries {
-		if j < drop || x.Message.SentAt.Before(cutoff) {
+	for _, x := range entries[:drop] {
+		out.FloorSeq = max(out.FloorSeq, x.Seq)
+	}
+	kept := entries[drop:]
+	if !slices.ContainsFunc(kept, func(x WindowEntry) bool { return x.Message.SentAt.Before(cutoff) }) {
+		out.Entries = kept
+		return out
+	}
+	out.Entries = make([]WindowEntry, 0, len(kept))
+	for _, x := range kept {
+		if x.Message.SentAt.Before(cutoff) {
 			out.FloorSeq = max(out.FloorSeq, x.Seq)
 			continue
 		}
