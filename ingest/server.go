@@ -98,6 +98,7 @@ type Server struct {
 	wg     sync.WaitGroup
 
 	router *router
+	commit *committer
 
 	natsMu  sync.Mutex
 	natsSub *nats.Subscription
@@ -196,6 +197,7 @@ func New(b *bus.Bus, tok Tokenizer, cfg Config, opts ...Option) (*Server, error)
 		s.tokens[sha256.Sum256([]byte(t))] = tenant
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.commit = &committer{pub: s.pub, max: DefaultCommitters, wg: &s.wg}
 	s.router = newRouter(s)
 	s.wg.Add(1)
 	go func() { // stopped by Close (s.ctx)
@@ -344,7 +346,7 @@ func (s *Server) ingest(ctx context.Context, tenant string, ws []*wireMessage, b
 	)
 	if len(ms) == 1 {
 		var a bus.Ack
-		a, err = s.pub.PublishMessage(ctx, ms[0])
+		a, err = s.commit.publish(ctx, ms[0])
 		backs = []bus.Ack{a}
 	} else {
 		backs, err = s.pub.PublishMessages(ctx, ms)
