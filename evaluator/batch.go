@@ -205,9 +205,9 @@ func (e *Evaluator) applyWindows(ctx context.Context, log *slog.Logger, items []
 	return len(items)
 }
 
-// publishBatch stores the verdicts, actions and evaluation records of
-// items, one atomic batch per stream, concurrently. Evaluations of items
-// with tier-2 work are left to the tier-2 worker.
+// publishBatch stores the verdicts and actions of items, one atomic batch
+// per stream, concurrently, and then their evaluation records. Evaluations
+// of items with tier-2 work are left to the tier-2 worker.
 func (e *Evaluator) publishBatch(ctx context.Context, items []*batchItem, start time.Time) error {
 	bp := e.b.(batchPublisher)
 	now := e.o.now()
@@ -239,10 +239,12 @@ func (e *Evaluator) publishBatch(ctx context.Context, items []*batchItem, start 
 	if len(acts) > 0 {
 		wg.Go(func() { _, aerr = bp.PublishActions(ctx, acts) })
 	}
-	if len(evs) > 0 {
+	wg.Wait()
+	// Evaluation records are the commit markers: stored only after the
+	// verdicts and actions they count (see publishAll).
+	if verr == nil && aerr == nil && len(evs) > 0 {
 		_, eerr = bp.PublishEvaluations(ctx, evs)
 	}
-	wg.Wait()
 	if err := errors.Join(stage(ReasonPublish, verr), stage(ReasonPublish, aerr), stage(ReasonPublish, eerr)); err != nil {
 		return fmt.Errorf("publish batch of %d messages: %w", len(items), err)
 	}

@@ -480,7 +480,11 @@ func (e *Evaluator) evaluate(msg jetstream.Msg, m *vigil.Message, seq uint64) (e
 	if err != nil {
 		return stage(ReasonWindow, fmt.Errorf("evaluate message %s: %w", m.ID, err))
 	}
-	out, err := e.tier1(ctx, set, m, seq, prev)
+	// The rules get a budget of their own: time a slow bus took from ctx
+	// must not turn into a rule timeout, which dead-letters the message.
+	rctx, rcancel := context.WithTimeout(e.ctx, e.o.msgTimeout)
+	out, err := e.tier1(rctx, set, m, seq, prev)
+	rcancel()
 	if err != nil {
 		return err
 	}
@@ -561,8 +565,8 @@ func (e *Evaluator) queueTier2(job *tier2Job) error {
 	}
 }
 
-// finish publishes the verdicts and the evaluation record, concurrently,
-// and then acks the message: nothing is acked before all of it is stored.
+// finish publishes the verdicts and then the evaluation record, and then
+// acks the message: nothing is acked before all of it is stored.
 func (e *Evaluator) finish(ctx context.Context, msg jetstream.Msg, m *vigil.Message, vs []*vigil.Verdict, ev *vigil.Evaluation, start time.Time) error {
 	now := e.o.now()
 	ev.EvaluatedAt = now.UTC()
@@ -580,25 +584,27 @@ func (e *Evaluator) finish(ctx context.Context, msg jetstream.Msg, m *vigil.Mess
 	return nil
 }
 
-// publishAll publishes vs (with their actions) and ev, when not nil, in
-// parallel; each is idempotent by id, so a retry after a partial failure is
-// safe.
+// publishAll publishes vs (with their actions) in parallel and then ev,
+// when not nil: the evaluation record is the message's commit marker, so
+// it is stored only once its verdicts are (a message dead-lettered after a
+// failed verdict publish then has no evaluation either). Each record is
+// idempotent by id, so a retry after a partial failure is safe.
 func (e *Evaluator) publishAll(ctx context.Context, m *vigil.Message, vs []*vigil.Verdict, ev *vigil.Evaluation) error {
-	if len(vs) == 0 && ev == nil {
-		return nil
-	}
-	errs := make([]error, len(vs)+1)
+	errs := make([]error, len(vs))
 	var wg sync.WaitGroup
 	for i, v := range vs {
 		wg.Go(func() { errs[i] = e.publish(ctx, m, v) })
 	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
 	if ev != nil {
 		if _, err := e.b.PublishEvaluation(ctx, ev); err != nil {
-			errs[len(vs)] = stage(ReasonPublish, fmt.Errorf("publish evaluation of message %s: %w", ev.MessageID, err))
+			return stage(ReasonPublish, fmt.Errorf("publish evaluation of message %s: %w", ev.MessageID, err))
 		}
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return nil
 }
 
 func (e *Evaluator) ruleErrors(m *vigil.Message, err error) {

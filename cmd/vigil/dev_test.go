@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -56,18 +58,33 @@ func startVigil(t *testing.T, args ...string) *vigilProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// VIGIL_TEST_LOG_DIR keeps every child's stderr in a file there (the
+	// fault suite kills children; their logs are the evidence).
+	var logFile *os.File
+	if dir := os.Getenv("VIGIL_TEST_LOG_DIR"); dir != "" {
+		logFile, err = os.Create(filepath.Join(dir, fmt.Sprintf("vigil-%s-%d.log", args[0], cmd.Process.Pid)))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			p.mu.Lock()
 			p.stderr.WriteString(sc.Text() + "\n")
 			p.mu.Unlock()
+			if logFile != nil {
+				_, _ = logFile.WriteString(sc.Text() + "\n")
+			}
 			select {
 			case p.lines <- sc.Text():
 			default:
 			}
 		}
 		err := cmd.Wait()
+		if logFile != nil {
+			_ = logFile.Close()
+		}
 		p.code = cmd.ProcessState.ExitCode()
 		_ = err
 		close(p.done)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -274,6 +275,31 @@ func streamIDs(t testing.TB, natsURL string) map[string]int {
 	}
 }
 
+// deadLetters returns how many records DEADLETTER holds.
+func deadLetters(t testing.TB, natsURL string) uint64 {
+	t.Helper()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := js.Stream(ctx, bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatalf("DEADLETTER: %v", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatalf("DEADLETTER: %v", err)
+	}
+	return info.State.Msgs
+}
+
 func readStreamIDs(natsURL string) (map[string]int, error) {
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
@@ -338,6 +364,11 @@ type faultReport struct {
 func verifyFaultRun(t *testing.T, l *faultLoad, natsURL, chURL, db string, within time.Duration) faultReport {
 	t.Helper()
 	stream := streamIDs(t, natsURL)
+	// Every message is valid: a crash must never end in a dead letter
+	// (a timeout caused by the restart counted against the message would).
+	if n := deadLetters(t, natsURL); n != 0 {
+		t.Errorf("DEADLETTER holds %d records, want none", n)
+	}
 	var r faultReport
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -436,6 +467,9 @@ func verifyFaultRun(t *testing.T, l *faultLoad, natsURL, chURL, db string, withi
 // on the same data directory, then verifies.
 func runKillFault(t *testing.T, total int64, kills, workers, batch int, within time.Duration) faultReport {
 	data := t.TempDir()
+	if dir := os.Getenv("VIGIL_TEST_LOG_DIR"); dir != "" {
+		data = filepath.Join(dir, "data") // kept for inspection
+	}
 	d := &devRun{data: data}
 	d.start(t)
 	l := newFaultLoad(fmt.Sprintf("k%d", rand.Uint32()), total, workers, batch)
