@@ -275,8 +275,8 @@ func streamIDs(t testing.TB, natsURL string) map[string]int {
 	}
 }
 
-// deadLetters returns how many records DEADLETTER holds.
-func deadLetters(t testing.TB, natsURL string) uint64 {
+// streamCount returns how many records stream holds.
+func streamCount(t testing.TB, natsURL, stream string) uint64 {
 	t.Helper()
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
@@ -289,13 +289,13 @@ func deadLetters(t testing.TB, natsURL string) uint64 {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := js.Stream(ctx, bus.StreamDeadLetter)
+	s, err := js.Stream(ctx, stream)
 	if err != nil {
-		t.Fatalf("DEADLETTER: %v", err)
+		t.Fatalf("%s: %v", stream, err)
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		t.Fatalf("DEADLETTER: %v", err)
+		t.Fatalf("%s: %v", stream, err)
 	}
 	return info.State.Msgs
 }
@@ -366,7 +366,7 @@ func verifyFaultRun(t *testing.T, l *faultLoad, natsURL, chURL, db string, withi
 	stream := streamIDs(t, natsURL)
 	// Every message is valid: a crash must never end in a dead letter
 	// (a timeout caused by the restart counted against the message would).
-	if n := deadLetters(t, natsURL); n != 0 {
+	if n := streamCount(t, natsURL, bus.StreamDeadLetter); n != 0 {
 		t.Errorf("DEADLETTER holds %d records, want none", n)
 	}
 	var r faultReport
@@ -391,23 +391,32 @@ func verifyFaultRun(t *testing.T, l *faultLoad, natsURL, chURL, db string, withi
 
 	// The sink and evaluator finish what was in flight at the last kill.
 	// Give up when the counts stop moving for two minutes (or after
-	// within): a stall is a loss, not slowness.
+	// within): a stall is a loss, not slowness. Verdicts are stored before
+	// their evaluation records, so once every message has one, VERDICTS is
+	// complete and its sink consumer (which runs on its own) must catch up.
 	deadline := time.Now().Add(within)
-	var lastM, lastE int64 = -1, -1
+	var lastM, lastE, lastV int64 = -1, -1, -1
+	wantV := int64(-1)
 	moved := time.Now()
 	for {
 		m := chInt(t, chURL, "SELECT count() FROM "+db+".messages FINAL")
 		e := chInt(t, chURL, "SELECT count() FROM "+db+".evaluations FINAL")
+		v := chInt(t, chURL, "SELECT count() FROM "+db+".verdicts FINAL")
 		if m >= want && e >= want {
-			break
+			if wantV < 0 {
+				wantV = int64(streamCount(t, natsURL, bus.StreamVerdicts))
+			}
+			if v >= wantV {
+				break
+			}
 		}
-		if m != lastM || e != lastE {
-			lastM, lastE, moved = m, e, time.Now()
+		if m != lastM || e != lastE || v != lastV {
+			lastM, lastE, lastV, moved = m, e, v, time.Now()
 		}
 		if time.Now().After(deadline) || time.Since(moved) > 2*time.Minute {
 			missing := chQuery(t, chURL, "SELECT count(), min(stream_seq), max(stream_seq) FROM "+db+".messages FINAL WHERE id NOT IN (SELECT message_id FROM "+db+".evaluations FINAL)")
-			t.Fatalf("ClickHouse stopped at %d messages, %d evaluations, want %d each (MESSAGES holds %d); messages without an evaluation (count, min seq, max seq): %s",
-				m, e, want, want, missing)
+			t.Fatalf("ClickHouse stopped at %d messages, %d evaluations, %d verdicts, want %d, %d and %d (VERDICTS; -1: not read yet); messages without an evaluation (count, min seq, max seq): %s",
+				m, e, v, want, want, wantV, missing)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
