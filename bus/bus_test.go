@@ -138,7 +138,7 @@ func TestPublishSameIDIsDuplicate(t *testing.T) {
 func TestPublishBatch(t *testing.T) {
 	for _, atomic := range []bool{true, false} {
 		t.Run(fmt.Sprintf("atomic=%v", atomic), func(t *testing.T) {
-			testPublishBatch(t, bus.Config{AsyncMaxPending: 16, NoAtomicBatches: !atomic})
+			testPublishBatch(t, bus.Config{AsyncMaxPending: 16, NoAtomicBatches: !atomic, MinAtomicBatch: 2})
 		})
 	}
 }

@@ -27,9 +27,9 @@ type ContextAppend struct {
 var ErrContextBatchRefused = errors.New("bus: context batch refused")
 
 // AppendContext stores appends in the context bucket and returns each
-// key's new revision, in order. Several appends go as one atomic batch (one
-// fsync under SyncAlways, all or nothing) unless Config.NoAtomicBatches is
-// set; then, and for a single append, they are pipelined asynchronous
+// key's new revision, in order. Config.MinAtomicBatch or more appends go as
+// one atomic batch (one fsync under SyncAlways, all or nothing) unless
+// Config.NoAtomicBatches is set; fewer are pipelined asynchronous
 // publishes, each checked on its own. Keys must be distinct: nats-server
 // checks a key's expected revision once per batch. It returns an error
 // matching [ErrContextBatchRefused] when a revision was no longer the
@@ -57,7 +57,7 @@ func (b *Bus) AppendContext(ctx context.Context, appends []ContextAppend) ([]uin
 	start := time.Now()
 	var acks []Ack
 	var err error
-	if len(msgs) > 1 && !b.cfg.NoAtomicBatches {
+	if b.atomic(len(msgs)) {
 		acks, err = b.publishAtomic(ctx, "KV_"+BucketContext, msgs)
 	} else {
 		acks, err = b.publishPipelined(ctx, "KV_"+BucketContext, msgs)

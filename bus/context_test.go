@@ -17,7 +17,7 @@ func TestAppendContext(t *testing.T) {
 	for _, noAtomic := range []bool{false, true} {
 		t.Run(fmt.Sprintf("NoAtomicBatches=%v", noAtomic), func(t *testing.T) {
 			ctx := testCtx(t)
-			b := bustest.New(t).Bus(t, bus.Config{NoAtomicBatches: noAtomic})
+			b := bustest.New(t).Bus(t, bus.Config{NoAtomicBatches: noAtomic, MinAtomicBatch: 2})
 			keys := []string{"win.a", "win.b", "win.c"}
 			revs := make([]uint64, len(keys))
 			for round := range 3 {

@@ -128,9 +128,9 @@ func (b *Bus) PublishDeadLetter(ctx context.Context, stream string, seq uint64, 
 // must treat the unacked messages as not stored. Retrying the whole batch
 // is safe: stored ids come back as duplicates.
 //
-// Unless Config.NoAtomicBatches is set, each chunk of up to
-// [MaxAtomicBatch] messages is published as one atomic batch: all of it is
-// stored or none, and under SyncAlways it costs one fsync. A chunk holding
+// Unless Config.NoAtomicBatches is set, each chunk of Config.MinAtomicBatch
+// to [MaxAtomicBatch] messages is published as one atomic batch: all of it
+// is stored or none, and under SyncAlways it costs one fsync. A chunk holding
 // an id that is already stored (a retry) is refused atomically by the
 // server and then published message by message, so duplicates are still
 // acked individually. Without atomic batches every message is an
@@ -218,7 +218,7 @@ func (b *Bus) publishBatch(ctx context.Context, stream string, recs []record) ([
 	}
 	for lo := 0; lo < len(recs); lo += MaxAtomicBatch {
 		hi := min(lo+MaxAtomicBatch, len(recs))
-		if !b.cfg.NoAtomicBatches && hi-lo > 1 {
+		if b.atomic(hi - lo) {
 			msgs := make([]*nats.Msg, 0, hi-lo)
 			for i := lo; i < hi; i++ {
 				msgs = append(msgs, newMsg(i))
@@ -249,6 +249,11 @@ func (b *Bus) publishBatch(ctx context.Context, stream string, recs []record) ([
 		}
 	}
 	return acks, errors.Join(joined...)
+}
+
+// atomic reports whether a batch of n records is published atomically.
+func (b *Bus) atomic(n int) bool {
+	return !b.cfg.NoAtomicBatches && n >= b.cfg.MinAtomicBatch
 }
 
 // publishPipelined publishes msgs (headers set by the caller) to stream

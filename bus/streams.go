@@ -72,6 +72,11 @@ const (
 	DefaultSinkMaxAckPending = 20000
 	// DefaultPublishTimeout bounds one publish when ctx has no deadline.
 	DefaultPublishTimeout = 5 * time.Second
+	// DefaultMinAtomicBatch is Config.MinAtomicBatch's default on one
+	// replica: measured with vigil bench under sync_interval always, lane
+	// batches of 2–5 records cost more as atomic batches than as fsynced
+	// publishes (bench/results/e2e.md).
+	DefaultMinAtomicBatch = 32
 	// DefaultAsyncMaxPending bounds in-flight asynchronous publishes
 	// (batches) on a Bus.
 	DefaultAsyncMaxPending = 4096
@@ -130,6 +135,13 @@ type Config struct {
 	// batch). Set it for interval-synced servers and servers older than
 	// 2.12. See bench/results/ingest.md.
 	NoAtomicBatches bool
+	// MinAtomicBatch is the smallest batch published atomically; smaller
+	// ones are pipelined asynchronous publishes. A single-node file stream
+	// stages every atomic batch in a file store of its own (create, write
+	// metadata with fsync, remove), which costs more CPU than a handful of
+	// fsynced publishes; replicated streams stage in memory. Default
+	// [DefaultMinAtomicBatch] on one replica, 2 on more.
+	MinAtomicBatch int
 }
 
 // withDefaults fills zero fields and validates the rest.
@@ -160,6 +172,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = DefaultPublishTimeout
+	}
+	if c.MinAtomicBatch == 0 {
+		c.MinAtomicBatch = DefaultMinAtomicBatch
+		if c.Replicas > 1 {
+			c.MinAtomicBatch = 2
+		}
+	}
+	if c.MinAtomicBatch < 2 {
+		return c, fmt.Errorf("%w: min atomic batch %d must be at least 2", ErrInvalidConfig, c.MinAtomicBatch)
 	}
 	if c.AsyncMaxPending == 0 {
 		c.AsyncMaxPending = DefaultAsyncMaxPending
