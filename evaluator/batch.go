@@ -45,8 +45,8 @@ type batchItem struct {
 
 // runLane evaluates the messages of its conversations in arrival order.
 // What has queued up on the lane is evaluated as one batch ([evaluateBatch]):
-// one atomic batch of window appends per round of distinct conversations,
-// one atomic batch per output stream, then the acks. A message the batch
+// one context revision per conversation, one batch per output stream, then
+// the acks. A message the batch
 // path cannot finish, and everything after it, goes through the
 // per-message path ([Evaluator.handleOne]) in order.
 func (e *Evaluator) runLane(log *slog.Logger, ch <-chan jetstream.Msg) {
@@ -167,40 +167,47 @@ func (e *Evaluator) evaluateBatch(log *slog.Logger, msgs []jetstream.Msg) []jets
 	return rest(n)
 }
 
-// applyWindows applies items to their windows in rounds of distinct
-// conversations, one atomic batch of appends per round, and returns how
-// many items (from the start) were applied; each has its context in prev.
+// applyWindows applies items to their windows, one revision per
+// conversation holding that conversation's messages of the batch, all of
+// them with one commit, and returns how many items (from the start) were
+// applied: all or none. Each applied item has its context in prev.
 func (e *Evaluator) applyWindows(ctx context.Context, log *slog.Logger, items []*batchItem) int {
-	for lo := 0; lo < len(items); {
-		seen := make(map[string]bool)
-		var ps []*pendingAppend
-		hi := lo
-		for ; hi < len(items) && len(ps) < bus.MaxAtomicBatch; hi++ {
-			it := items[hi]
-			key := WindowKey(it.m.Tenant, it.m.ConversationID)
-			if seen[key] {
-				break
-			}
-			seen[key] = true
-			prev, p, err := e.window.prepare(ctx, &it.m, it.seq, false)
-			if err != nil {
-				log.Warn("context window read failed, evaluating message by message", logKeyErr, err)
-				return lo
-			}
-			it.prev = prev
-			if p != nil {
-				ps = append(ps, p)
-			}
+	groups := make(map[string][]*batchItem)
+	var order []string
+	for _, it := range items {
+		key := WindowKey(it.m.Tenant, it.m.ConversationID)
+		if _, ok := groups[key]; !ok {
+			order = append(order, key)
 		}
-		if err := e.window.commit(ctx, ps); err != nil {
-			if !errors.Is(err, bus.ErrContextBatchRefused) {
-				log.Warn("context window batch failed, evaluating message by message", logKeyErr, err)
-			} else {
-				e.m.WindowCASRetries.Inc()
-			}
-			return lo
+		groups[key] = append(groups[key], it)
+	}
+	ps := make([]*pendingAppend, 0, len(order))
+	for _, key := range order {
+		g := groups[key]
+		ms := make([]*vigil.Message, len(g))
+		seqs := make([]uint64, len(g))
+		for i, it := range g {
+			ms[i], seqs[i] = &it.m, it.seq
 		}
-		lo = hi
+		prevs, p, err := e.window.prepare(ctx, ms, seqs, false)
+		if err != nil {
+			log.Warn("context window read failed, evaluating message by message", logKeyErr, err)
+			return 0
+		}
+		for i, it := range g {
+			it.prev = prevs[i]
+		}
+		if p != nil {
+			ps = append(ps, p)
+		}
+	}
+	if err := e.window.commit(ctx, ps); err != nil {
+		if !errors.Is(err, bus.ErrContextBatchRefused) {
+			log.Warn("context window batch failed, evaluating message by message", logKeyErr, err)
+		} else {
+			e.m.WindowCASRetries.Inc()
+		}
+		return 0
 	}
 	return len(items)
 }

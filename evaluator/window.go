@@ -64,28 +64,55 @@ type storedEntry struct {
 	PII     map[string]int `json:"p,omitempty"`
 }
 
-func encodeEntry(e WindowEntry) ([]byte, error) {
+func toStored(e WindowEntry) storedEntry {
 	m := &e.Message
-	return json.Marshal(storedEntry{
+	return storedEntry{
 		Seq: e.Seq, ID: m.ID, Sender: m.Sender.ID, Name: m.Sender.DisplayName, Role: m.Sender.Role,
 		Channel: m.Channel, Text: m.Text, SentAt: m.SentAt.UnixNano(), PII: m.PII,
-	})
+	}
 }
 
-// decodeEntry decodes one revision. ok is false for a value that is not an
-// entry (a whole-window value of the earlier layout, which has no id).
-func decodeEntry(b []byte) (e WindowEntry, ok bool, err error) {
-	var s storedEntry
-	if err := json.Unmarshal(b, &s); err != nil {
-		return WindowEntry{}, false, err
+// encodeEntries encodes the value of one revision: one entry as an object,
+// several (the messages of one conversation evaluated in one batch) as an
+// array.
+func encodeEntries(es []WindowEntry) ([]byte, error) {
+	if len(es) == 1 {
+		return json.Marshal(toStored(es[0]))
 	}
-	if s.ID == "" || s.Seq == 0 {
-		return WindowEntry{}, false, nil
+	out := make([]storedEntry, len(es))
+	for i, e := range es {
+		out[i] = toStored(e)
 	}
-	return WindowEntry{Seq: s.Seq, Message: vigil.Message{
-		ID: s.ID, Sender: vigil.Participant{ID: s.Sender, DisplayName: s.Name, Role: s.Role},
-		Channel: s.Channel, Text: s.Text, SentAt: time.Unix(0, s.SentAt).UTC(), PII: s.PII,
-	}}, true, nil
+	return json.Marshal(out)
+}
+
+// decodeEntries decodes one revision into its entries. A value that is not
+// an entry (a whole-window value of the earlier layout, which has no id)
+// yields none.
+func decodeEntries(b []byte) ([]WindowEntry, error) {
+	var ss []storedEntry
+	if len(b) > 0 && b[0] == '[' {
+		if err := json.Unmarshal(b, &ss); err != nil {
+			return nil, err
+		}
+	} else {
+		var s storedEntry
+		if err := json.Unmarshal(b, &s); err != nil {
+			return nil, err
+		}
+		ss = []storedEntry{s}
+	}
+	out := make([]WindowEntry, 0, len(ss))
+	for _, s := range ss {
+		if s.ID == "" || s.Seq == 0 {
+			continue
+		}
+		out = append(out, WindowEntry{Seq: s.Seq, Message: vigil.Message{
+			ID: s.ID, Sender: vigil.Participant{ID: s.Sender, DisplayName: s.Name, Role: s.Role},
+			Channel: s.Channel, Text: s.Text, SentAt: time.Unix(0, s.SentAt).UTC(), PII: s.PII,
+		}})
+	}
+	return out, nil
 }
 
 // windowState is a conversation's window as the evaluator uses it: the
@@ -191,9 +218,13 @@ func (w *Window) Append(ctx context.Context, m *vigil.Message, seq uint64) ([]vi
 		if attempt > 0 {
 			w.metrics.WindowCASRetries.Inc()
 		}
-		prev, p, err := w.prepare(ctx, m, seq, attempt > 0)
-		if err != nil || p == nil {
-			return prev, err
+		prevs, p, err := w.prepare(ctx, []*vigil.Message{m}, []uint64{seq}, attempt > 0)
+		if err != nil {
+			return nil, err
+		}
+		prev := prevs[0]
+		if p == nil {
+			return prev, nil
 		}
 		err = w.commit(ctx, []*pendingAppend{p})
 		if err == nil {
@@ -210,39 +241,53 @@ func (w *Window) Append(ctx context.Context, m *vigil.Message, seq uint64) ([]vi
 		WindowKey(m.Tenant, m.ConversationID), w.attempts, ErrWindowConflict, lastErr)
 }
 
-// pendingAppend is an entry [Window.prepare] built and [Window.commit]
-// stores.
+// pendingAppend is one conversation's revision [Window.prepare] built and
+// [Window.commit] stores: its new entries, and the window with them.
 type pendingAppend struct {
-	cw    *cachedWindow
-	entry WindowEntry
-	val   []byte
+	cw   *cachedWindow
+	next windowState
+	val  []byte
 }
 
-// prepare loads m's window (from the bucket when fresh or not cached) and
-// returns m's context and the append that applies m, or a nil append when
-// seq is already applied.
-func (w *Window) prepare(ctx context.Context, m *vigil.Message, seq uint64, fresh bool) ([]vigil.Message, *pendingAppend, error) {
-	key := WindowKey(m.Tenant, m.ConversationID)
+// prepare loads the window of ms, messages of one conversation in stream
+// order read at seqs (from the bucket when fresh or not cached), and
+// returns each message's context — the earlier messages of ms included —
+// and the append that applies those not applied yet, or nil when all are.
+func (w *Window) prepare(ctx context.Context, ms []*vigil.Message, seqs []uint64, fresh bool) ([][]vigil.Message, *pendingAppend, error) {
+	key := WindowKey(ms[0].Tenant, ms[0].ConversationID)
 	cw, err := w.load(ctx, key, fresh)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load context window %s: %w", key, err)
 	}
-	prev := w.context(cw.state, m, seq)
-	if cw.state.applied(seq) {
-		return prev, nil, nil
+	prevs := make([][]vigil.Message, len(ms))
+	st := cw.state
+	var added []WindowEntry
+	for i, m := range ms {
+		prevs[i] = w.context(st, m, seqs[i])
+		if st.applied(seqs[i]) {
+			continue
+		}
+		e := WindowEntry{Seq: seqs[i], Message: windowMessage(m)}
+		// insert appends in place past the cached state's length, which
+		// leaves the cached state as it is until the append is stored
+		// (a pending append that is never committed is simply dropped).
+		st = w.insert(st, e)
+		added = append(added, e)
 	}
-	e := WindowEntry{Seq: seq, Message: windowMessage(m)}
-	val, err := encodeEntry(e)
+	if len(added) == 0 {
+		return prevs, nil, nil
+	}
+	val, err := encodeEntries(added)
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode context entry %s: %w", key, err)
+		return nil, nil, fmt.Errorf("encode context entries %s: %w", key, err)
 	}
-	return prev, &pendingAppend{cw: cw, entry: e, val: val}, nil
+	return prevs, &pendingAppend{cw: cw, next: st, val: val}, nil
 }
 
-// commit stores ps (distinct conversations) with one atomic batch and
-// updates the cache. On any error nothing was stored and the conversations
-// are dropped from the cache, so the next prepare re-reads them; a
-// conflict matches bus.ErrContextBatchRefused.
+// commit stores ps (distinct conversations) and updates the cache. On any
+// error the conversations are dropped from the cache, so the next prepare
+// re-reads them (any subset of ps may have been stored); a conflict
+// matches bus.ErrContextBatchRefused.
 func (w *Window) commit(ctx context.Context, ps []*pendingAppend) error {
 	if len(ps) == 0 {
 		return nil
@@ -259,7 +304,7 @@ func (w *Window) commit(ctx context.Context, ps []*pendingAppend) error {
 		return fmt.Errorf("update context windows: %w", err)
 	}
 	for i, p := range ps {
-		w.remember(&cachedWindow{key: p.cw.key, state: w.insert(p.cw.state, p.entry), rev: revs[i]})
+		w.remember(&cachedWindow{key: p.cw.key, state: p.next, rev: revs[i]})
 	}
 	return nil
 }
@@ -368,13 +413,11 @@ func (w *Window) load(ctx context.Context, key string, fresh bool) (*cachedWindo
 	}
 	entries := make([]WindowEntry, 0, len(revs))
 	for _, r := range revs {
-		e, ok, err := decodeEntry(r.Value)
+		es, err := decodeEntries(r.Value)
 		if err != nil {
 			return nil, fmt.Errorf("decode revision %d: %w", r.Revision, err)
 		}
-		if ok {
-			entries = append(entries, e)
-		}
+		entries = append(entries, es...)
 	}
 	slices.SortFunc(entries, func(a, b WindowEntry) int { return cmp.Compare(a.Seq, b.Seq) })
 	entries = slices.CompactFunc(entries, func(a, b WindowEntry) bool { return a.Seq == b.Seq })
