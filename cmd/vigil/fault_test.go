@@ -157,8 +157,15 @@ func (l *faultLoad) send(ctx context.Context, t testing.TB, client *http.Client,
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		rb, _ := io.ReadAll(resp.Body)
+		rb, rerr := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if rerr != nil {
+			// Killed while writing the answer: the batch stays unanswered
+			// (maybe stored) and is retried with the same ids.
+			l.errs.Add(1)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		switch resp.StatusCode {
 		case http.StatusAccepted:
 			var ba ingest.BatchAck
