@@ -136,16 +136,15 @@ func (e *Evaluator) evaluateBatch(log *slog.Logger, msgs []jetstream.Msg) []jets
 		}
 		it.out = out
 	}
-	rest := func(from int) []jetstream.Msg { return msgs[from:] }
 	if n == 0 {
-		return rest(0)
+		return msgs
 	}
 	done := items[:n]
 	if err := e.publishBatch(ctx, done, start); err != nil {
 		if e.ctx.Err() == nil {
 			log.Warn("batch publish failed, evaluating message by message", logKeyErr, err)
 		}
-		return rest(0)
+		return msgs
 	}
 	e.m.BatchSize.Observe(float64(n))
 	for i, it := range done {
@@ -153,7 +152,7 @@ func (e *Evaluator) evaluateBatch(log *slog.Logger, msgs []jetstream.Msg) []jets
 			job := &tier2Job{msg: it.msg, m: &it.m, seq: it.seq, prev: it.prev, cands: it.out.cands,
 				version: set.Version(), ev: it.out.ev, start: start}
 			if err := e.queueTier2(job); err != nil {
-				return rest(i)
+				return msgs[i:]
 			}
 			continue
 		}
@@ -164,7 +163,7 @@ func (e *Evaluator) evaluateBatch(log *slog.Logger, msgs []jetstream.Msg) []jets
 		}
 		e.m.EvalDuration.Observe(it.out.ev.DurationSeconds)
 	}
-	return rest(n)
+	return msgs[n:]
 }
 
 // applyWindows applies items to their windows, one revision per
