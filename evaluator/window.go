@@ -129,9 +129,18 @@ type windowState struct {
 
 // applied reports whether seq is already in the window or was trimmed out.
 func (st *windowState) applied(seq uint64) bool {
-	if seq <= st.FloorSeq {
-		return true
-	}
+	return seq <= st.FloorSeq || st.holds(seq)
+}
+
+// older reports whether seq comes before everything the window kept after
+// trimming: its context (and whether it was applied) is then only in the
+// bucket.
+func (st *windowState) older(seq uint64) bool {
+	return st.FloorSeq > 0 && (len(st.Entries) == 0 || seq < st.Entries[0].Seq)
+}
+
+// holds reports whether seq is in the window's entries.
+func (st *windowState) holds(seq uint64) bool {
 	_, found := slices.BinarySearchFunc(st.Entries, seq, func(e WindowEntry, s uint64) int { return cmp.Compare(e.Seq, s) })
 	return found
 }
@@ -263,6 +272,19 @@ func (w *Window) prepare(ctx context.Context, ms []*vigil.Message, seqs []uint64
 	st := cw.state
 	var added []WindowEntry
 	for i, m := range ms {
+		if st.older(seqs[i]) {
+			prev, applied, err := w.late(ctx, key, m, seqs[i])
+			if err != nil {
+				return nil, nil, err
+			}
+			prevs[i] = prev
+			if !applied {
+				// Older than the cached window: recorded in the bucket,
+				// trimmed out of the cache at once.
+				added = append(added, WindowEntry{Seq: seqs[i], Message: windowMessage(m)})
+			}
+			continue
+		}
 		prevs[i] = w.context(st, m, seqs[i])
 		if st.applied(seqs[i]) {
 			continue
@@ -407,32 +429,56 @@ func (w *Window) load(ctx context.Context, key string, fresh bool) (*cachedWindo
 			return cw, nil
 		}
 	}
-	revs, latest, err := w.store.ContextEntries(ctx, key)
+	full, latest, err := w.read(ctx, key)
 	if err != nil {
 		return nil, err
+	}
+	cw := &cachedWindow{key: key, rev: latest, state: w.trim(full.Entries, full.LastSeq, full.FloorSeq)}
+	w.remember(cw)
+	return cw, nil
+}
+
+// read returns everything the bucket holds for key, untrimmed, and the
+// key's latest revision.
+func (w *Window) read(ctx context.Context, key string) (windowState, uint64, error) {
+	revs, latest, err := w.store.ContextEntries(ctx, key)
+	if err != nil {
+		return windowState{}, 0, err
 	}
 	entries := make([]WindowEntry, 0, len(revs))
 	for _, r := range revs {
 		es, err := decodeEntries(r.Value)
 		if err != nil {
-			return nil, fmt.Errorf("decode revision %d: %w", r.Revision, err)
+			return windowState{}, 0, fmt.Errorf("decode revision %d: %w", r.Revision, err)
 		}
 		entries = append(entries, es...)
 	}
 	slices.SortFunc(entries, func(a, b WindowEntry) int { return cmp.Compare(a.Seq, b.Seq) })
 	entries = slices.CompactFunc(entries, func(a, b WindowEntry) bool { return a.Seq == b.Seq })
-	var lastSeq, floor uint64
+	st := windowState{Entries: entries}
 	if n := len(entries); n > 0 {
-		lastSeq = entries[n-1].Seq
+		st.LastSeq = entries[n-1].Seq
 		if len(revs) >= bus.ContextHistory {
 			// The bucket dropped older revisions: whatever came before the
 			// oldest one kept counts as applied.
-			floor = entries[0].Seq - 1
+			st.FloorSeq = entries[0].Seq - 1
 		}
 	}
-	cw := &cachedWindow{key: key, rev: latest, state: w.trim(entries, lastSeq, floor)}
-	w.remember(cw)
-	return cw, nil
+	return st, latest, nil
+}
+
+// late returns the context of m, read at seq before everything the cached
+// window kept (a redelivery that arrives after more than the window's worth
+// of later messages was applied), from everything the bucket holds, and
+// whether seq is applied already. Trimming the cached window must not make
+// such a message count as applied: it would be evaluated without its
+// context and never recorded.
+func (w *Window) late(ctx context.Context, key string, m *vigil.Message, seq uint64) ([]vigil.Message, bool, error) {
+	full, _, err := w.read(ctx, key)
+	if err != nil {
+		return nil, false, fmt.Errorf("load context window %s: %w", key, err)
+	}
+	return w.context(full, m, seq), full.applied(seq), nil
 }
 
 func (w *Window) remember(cw *cachedWindow) { w.cache.Add(cw.key, cw) }

@@ -106,6 +106,24 @@ func TestWindowAppend(t *testing.T) {
 			},
 		},
 		{
+			// Seq 3 arrives after seqs 4–6 pushed seqs 1–2 out of the
+			// cached window (n=2 keeps 3 entries): its context comes from
+			// the bucket, and it is recorded.
+			name: "late first delivery older than the window sees its context",
+			n:    2, d: time.Hour,
+			steps: []step{
+				{1, 1, 0, []string{}},
+				{2, 2, 1, []string{"c-m1"}},
+				{4, 4, 3, []string{"c-m1", "c-m2"}},
+				{5, 5, 4, []string{"c-m2", "c-m4"}},
+				{6, 6, 5, []string{"c-m4", "c-m5"}},
+				{7, 7, 6, []string{"c-m5", "c-m6"}},
+				{3, 3, 2, []string{"c-m1", "c-m2"}},
+				{3, 3, 2, []string{"c-m1", "c-m2"}},
+				{8, 8, 7, []string{"c-m6", "c-m7"}},
+			},
+		},
+		{
 			name: "redelivery is not applied twice and sees the same context",
 			n:    5, d: time.Hour,
 			steps: []step{
