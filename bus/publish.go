@@ -149,12 +149,9 @@ func (b *Bus) PublishMessages(ctx context.Context, ms []*vigil.Message) ([]Ack, 
 // PublishVerdicts stores verdicts in VERDICTS as [Bus.PublishMessages]
 // stores messages (atomic batches, per-record acks and errors).
 func (b *Bus) PublishVerdicts(ctx context.Context, vs []*vigil.Verdict) ([]Ack, error) {
-	recs := make([]record, len(vs))
-	for i, v := range vs {
-		if err := validRecord(v.ID, v.Tenant, v.ConversationID); err != nil {
-			return nil, fmt.Errorf("verdict %d: %w", i, err)
-		}
-		recs[i] = record{subject: VerdictSubject(v.Tenant, v.ConversationID), id: v.ID, v: v}
+	recs, err := verdictRecords("verdict", vs, VerdictSubject)
+	if err != nil {
+		return nil, err
 	}
 	return b.publishBatch(ctx, StreamVerdicts, recs)
 }
@@ -162,14 +159,24 @@ func (b *Bus) PublishVerdicts(ctx context.Context, vs []*vigil.Verdict) ([]Ack, 
 // PublishActions stores verdicts as actions in ACTIONS as
 // [Bus.PublishVerdicts] stores them in VERDICTS.
 func (b *Bus) PublishActions(ctx context.Context, vs []*vigil.Verdict) ([]Ack, error) {
+	recs, err := verdictRecords("action", vs, ActionSubject)
+	if err != nil {
+		return nil, err
+	}
+	return b.publishBatch(ctx, StreamActions, recs)
+}
+
+// verdictRecords checks vs and makes them records under subject, with
+// Nats-Msg-Id v.ID.
+func verdictRecords(what string, vs []*vigil.Verdict, subject func(tenant, conversation string) string) ([]record, error) {
 	recs := make([]record, len(vs))
 	for i, v := range vs {
 		if err := validRecord(v.ID, v.Tenant, v.ConversationID); err != nil {
-			return nil, fmt.Errorf("action %d: %w", i, err)
+			return nil, fmt.Errorf("%s %d: %w", what, i, err)
 		}
-		recs[i] = record{subject: ActionSubject(v.Tenant, v.ConversationID), id: v.ID, v: v}
+		recs[i] = record{subject: subject(v.Tenant, v.ConversationID), id: v.ID, v: v}
 	}
-	return b.publishBatch(ctx, StreamActions, recs)
+	return recs, nil
 }
 
 // PublishEvaluations stores evaluation records in EVALUATIONS as

@@ -336,47 +336,37 @@ func KeyValueConfigs(cfg Config) []jetstream.KeyValueConfig {
 }
 
 // ContextStreamConfig returns the stream behind the context bucket
-// ([BucketContext]). It is a KV bucket (KV_<bucket>, $KV.<bucket>.>,
-// rollup, direct get, discard new, deny delete) whose history is not
-// capped at nats.go's 64 and that takes atomic batches: every message
-// appends one entry to its conversation's key instead of rewriting the
-// whole window, the key's history is the window, and an evaluator writes
-// the entries of a batch of messages with one atomic batch of
-// compare-and-set appends ([Bus.AppendContext]).
+// ([BucketContext]). It is a KV bucket (see [kvStreamConfig]) whose history
+// is not capped at nats.go's 64 and that takes atomic batches: each
+// revision of a conversation's key holds only new entries instead of the
+// whole window, the key's history is the window, and an evaluator writes a
+// batch's revisions with one commit ([Bus.AppendContext]).
 func ContextStreamConfig(cfg Config) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:               "KV_" + BucketContext,
-		Description:        "Vigil per-conversation context windows",
-		Subjects:           []string{"$KV." + BucketContext + ".>"},
-		MaxMsgsPerSubject:  ContextHistory,
-		MaxBytes:           -1,
-		MaxMsgSize:         -1,
-		MaxMsgs:            -1,
-		MaxConsumers:       -1,
-		Storage:            cfg.storage(),
-		Replicas:           cfg.Replicas,
-		AllowRollup:        true,
-		AllowDirect:        true,
-		DenyDelete:         true,
-		Discard:            jetstream.DiscardNew,
-		Duplicates:         2 * time.Minute,
-		AllowAtomicPublish: true,
-	}
+	sc := kvStreamConfig(cfg, BucketContext, "Vigil per-conversation context windows", ContextHistory)
+	sc.DenyDelete = true
+	sc.AllowAtomicPublish = true
+	return sc
 }
 
 // VaultStreamConfig returns the stream behind the vault bucket
-// ([BucketVault]). It is a KV bucket in every respect (same layout as
-// nats.go's CreateKeyValue builds: KV_<bucket>, $KV.<bucket>.>, rollup,
-// direct get, discard new) except that it allows message delete: the
-// jetstream KV API always sets DenyDelete, which nats-server never lets an
-// update lift, and [Bus.SecureDeleteKey] needs SecureDeleteMsg on the
-// backing stream to overwrite a shredded key on disk.
+// ([BucketVault]). It is a KV bucket in every respect (see
+// [kvStreamConfig]) except that it allows message delete: the jetstream KV
+// API always sets DenyDelete, which nats-server never lets an update lift,
+// and [Bus.SecureDeleteKey] needs SecureDeleteMsg on the backing stream to
+// overwrite a shredded key on disk.
 func VaultStreamConfig(cfg Config) jetstream.StreamConfig {
+	return kvStreamConfig(cfg, BucketVault, "Vigil PII vault (encrypted values, secure delete)", DefaultVaultHistory)
+}
+
+// kvStreamConfig is the stream nats.go's CreateKeyValue builds for bucket
+// (KV_<bucket>, $KV.<bucket>.>, rollup, direct get, discard new, history
+// as the per-subject limit), without DenyDelete.
+func kvStreamConfig(cfg Config, bucket, description string, history int64) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:              "KV_" + BucketVault,
-		Description:       "Vigil PII vault (encrypted values, secure delete)",
-		Subjects:          []string{"$KV." + BucketVault + ".>"},
-		MaxMsgsPerSubject: DefaultVaultHistory,
+		Name:              "KV_" + bucket,
+		Description:       description,
+		Subjects:          []string{"$KV." + bucket + ".>"},
+		MaxMsgsPerSubject: history,
 		MaxBytes:          -1,
 		MaxMsgSize:        -1,
 		MaxMsgs:           -1,
