@@ -169,12 +169,22 @@ func (e *Evaluator) evaluateBatch(log *slog.Logger, msgs []jetstream.Msg) []jets
 // applyWindows applies items to their windows, one revision per
 // conversation holding that conversation's messages of the batch, all of
 // them with one commit, and returns how many items (from the start) were
-// applied: all or none. Each applied item has its context in prev.
+// applied: a prefix that keeps every revision within MaxWindowBytes, or
+// none. Each applied item has its context in prev.
 func (e *Evaluator) applyWindows(ctx context.Context, log *slog.Logger, items []*batchItem) int {
 	groups := make(map[string][]*batchItem)
+	sizes := make(map[string]int)
 	var order []string
-	for _, it := range items {
+	for i, it := range items {
 		key := WindowKey(it.m.Tenant, it.m.ConversationID)
+		// A revision stays well under NATS's payload limit: the messages
+		// that would make it larger wait for the per-message path.
+		size := entrySize(WindowEntry{Message: it.m})
+		if sizes[key] > 0 && sizes[key]+size > MaxWindowBytes {
+			items = items[:i]
+			break
+		}
+		sizes[key] += size
 		if _, ok := groups[key]; !ok {
 			order = append(order, key)
 		}
