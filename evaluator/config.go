@@ -12,7 +12,9 @@ type Config struct {
 	// Partitions this evaluator consumes. Default: all of the bus's.
 	Partitions []int `yaml:"partitions"`
 	// WindowMessages and WindowDuration bound each conversation's context.
-	// Defaults DefaultWindowMessages, DefaultWindowDuration.
+	// Defaults DefaultWindowMessages, DefaultWindowDuration. WindowMessages
+	// is at most bus.ContextHistory-1 (255): the context bucket keeps that
+	// many revisions per conversation.
 	WindowMessages int           `yaml:"window_messages"`
 	WindowDuration time.Duration `yaml:"window_duration"`
 	// WindowCacheSize bounds the in-memory window cache. Default
