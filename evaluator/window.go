@@ -187,7 +187,7 @@ func NewWindow(store ContextStore, maxMessages int, maxAge time.Duration, cacheS
 	case store == nil:
 		return nil, fmt.Errorf("%w: nil context store", ErrInvalidOption)
 	case maxMessages <= 0 || maxMessages >= bus.ContextHistory:
-		return nil, fmt.Errorf("%w: window messages %d must be between 1 and %d (the context bucket keeps %d entries per conversation)",
+		return nil, fmt.Errorf("%w: window messages %d must be between 1 and %d (the context bucket keeps %d revisions per conversation)",
 			ErrInvalidOption, maxMessages, bus.ContextHistory-1, bus.ContextHistory)
 	case maxAge <= 0:
 		return nil, fmt.Errorf("%w: window duration %s must be positive", ErrInvalidOption, maxAge)
