@@ -1,6 +1,9 @@
 package evaluator
 
-import "time"
+import (
+	"cmp"
+	"time"
+)
 
 // Config is the serialisable part of the evaluator's configuration, for
 // flags and config files. A zero field keeps its default; [Config.Options]
@@ -49,14 +52,7 @@ func (c Config) Options() []Option {
 		opts = append(opts, WithPartitions(c.Partitions...))
 	}
 	if c.WindowMessages != 0 || c.WindowDuration != 0 {
-		n, d := c.WindowMessages, c.WindowDuration
-		if n == 0 {
-			n = DefaultWindowMessages
-		}
-		if d == 0 {
-			d = DefaultWindowDuration
-		}
-		opts = append(opts, WithWindow(n, d))
+		opts = append(opts, WithWindow(cmp.Or(c.WindowMessages, DefaultWindowMessages), cmp.Or(c.WindowDuration, DefaultWindowDuration)))
 	}
 	if c.WindowCacheSize != 0 {
 		opts = append(opts, WithWindowCacheSize(c.WindowCacheSize))
@@ -65,14 +61,7 @@ func (c Config) Options() []Option {
 		opts = append(opts, WithLanes(c.Lanes))
 	}
 	if c.FetchBatch != 0 || c.FetchWait != 0 {
-		b, w := c.FetchBatch, c.FetchWait
-		if b == 0 {
-			b = DefaultFetchBatch
-		}
-		if w == 0 {
-			w = DefaultFetchWait
-		}
-		opts = append(opts, WithFetch(b, w))
+		opts = append(opts, WithFetch(cmp.Or(c.FetchBatch, DefaultFetchBatch), cmp.Or(c.FetchWait, DefaultFetchWait)))
 	}
 	if c.MessageTimeout != 0 {
 		opts = append(opts, WithMessageTimeout(c.MessageTimeout))
@@ -81,14 +70,7 @@ func (c Config) Options() []Option {
 		opts = append(opts, WithMaxAttempts(c.MaxAttempts))
 	}
 	if c.Tier2Workers != 0 || c.Tier2Timeout != 0 {
-		w, d := c.Tier2Workers, c.Tier2Timeout
-		if w == 0 {
-			w = DefaultTier2Workers
-		}
-		if d == 0 {
-			d = DefaultTier2Timeout
-		}
-		opts = append(opts, WithTier2(w, d))
+		opts = append(opts, WithTier2(cmp.Or(c.Tier2Workers, DefaultTier2Workers), cmp.Or(c.Tier2Timeout, DefaultTier2Timeout)))
 	}
 	return opts
 }
