@@ -155,15 +155,7 @@ func Backtest(ctx context.Context, src MessageSource, set *rules.Set, cfg Backte
 }
 
 func validMessage(m *vigil.Message) bool {
-	if m == nil {
-		return false
-	}
-	for _, id := range []string{m.ID, m.Tenant, m.ConversationID} {
-		if vigil.ValidateID(id) != nil {
-			return false
-		}
-	}
-	return true
+	return m != nil && validateIDs(m) == nil
 }
 
 // StreamSource reads MESSAGES from a start time to the stream's last

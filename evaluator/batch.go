@@ -119,7 +119,7 @@ func (e *Evaluator) evaluateBatch(log *slog.Logger, msgs []jetstream.Msg) []jets
 			break // redeliveries take the per-message path, with its attempt count
 		}
 		it := &batchItem{msg: msg, seq: md.Sequence.Stream}
-		if err := json.Unmarshal(msg.Data(), &it.m); err != nil || !validIDs(&it.m) {
+		if err := json.Unmarshal(msg.Data(), &it.m); err != nil || validateIDs(&it.m) != nil {
 			break // the per-message path dead-letters it
 		}
 		items = append(items, it)
@@ -270,12 +270,13 @@ func (e *Evaluator) publishBatch(ctx context.Context, items []*batchItem, start 
 	return nil
 }
 
-// validIDs reports whether m's ids are valid record ids.
-func validIDs(m *vigil.Message) bool {
+// validateIDs returns the error of the first of m's record ids (message,
+// tenant, conversation) that is not valid.
+func validateIDs(m *vigil.Message) error {
 	for _, id := range []string{m.ID, m.Tenant, m.ConversationID} {
-		if vigil.ValidateID(id) != nil {
-			return false
+		if err := vigil.ValidateID(id); err != nil {
+			return err
 		}
 	}
-	return true
+	return nil
 }

@@ -379,10 +379,8 @@ func (e *Evaluator) handle(msg jetstream.Msg) error {
 	if err := json.Unmarshal(msg.Data(), &m); err != nil {
 		return e.deadLetter(msg, seq, ReasonDecode, fmt.Errorf("decode message at seq %d: %w", seq, err))
 	}
-	for _, id := range []string{m.ID, m.Tenant, m.ConversationID} {
-		if err := vigil.ValidateID(id); err != nil {
-			return e.deadLetter(msg, seq, ReasonInvalid, fmt.Errorf("message at seq %d: %w", seq, err))
-		}
+	if err := validateIDs(&m); err != nil {
+		return e.deadLetter(msg, seq, ReasonInvalid, fmt.Errorf("message at seq %d: %w", seq, err))
 	}
 	attempts := e.o.maxAttempts
 	if md.NumDelivered >= uint64(e.maxDeliver) {
