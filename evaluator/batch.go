@@ -14,17 +14,6 @@ import (
 	"github.com/vigilhq/vigil/bus"
 )
 
-// batchPublisher is what the batch path uses of [bus.Bus]: one atomic batch
-// per stream instead of one publish per record, which under SyncAlways is
-// one fsync per batch instead of one per record.
-type batchPublisher interface {
-	PublishVerdicts(ctx context.Context, vs []*vigil.Verdict) ([]bus.Ack, error)
-	PublishActions(ctx context.Context, vs []*vigil.Verdict) ([]bus.Ack, error)
-	PublishEvaluations(ctx context.Context, es []*vigil.Evaluation) ([]bus.Ack, error)
-}
-
-var _ batchPublisher = (*bus.Bus)(nil)
-
 const (
 	// maxLaneBatch bounds the messages a lane evaluates together.
 	maxLaneBatch = 256
@@ -66,7 +55,7 @@ func (e *Evaluator) runLane(log *slog.Logger, ch <-chan jetstream.Msg) {
 			}
 		}
 		rest := batch
-		if _, ok := e.b.(batchPublisher); ok && len(batch) > 1 && e.ctx.Err() == nil {
+		if len(batch) > 1 && e.ctx.Err() == nil {
 			rest = e.evaluateBatch(log, batch)
 		}
 		for _, msg := range rest {
@@ -225,7 +214,6 @@ func (e *Evaluator) applyWindows(ctx context.Context, log *slog.Logger, items []
 // per stream, concurrently, and then their evaluation records. Evaluations
 // of items with tier-2 work are left to the tier-2 worker.
 func (e *Evaluator) publishBatch(ctx context.Context, items []*batchItem, start time.Time) error {
-	bp := e.b.(batchPublisher)
 	now := e.o.now()
 	var vs, acts []*vigil.Verdict
 	var owner []*vigil.Message
@@ -250,16 +238,16 @@ func (e *Evaluator) publishBatch(ctx context.Context, items []*batchItem, start 
 		verr, aerr, eerr error
 	)
 	if len(vs) > 0 {
-		wg.Go(func() { vacks, verr = bp.PublishVerdicts(ctx, vs) })
+		wg.Go(func() { vacks, verr = e.b.PublishVerdicts(ctx, vs) })
 	}
 	if len(acts) > 0 {
-		wg.Go(func() { _, aerr = bp.PublishActions(ctx, acts) })
+		wg.Go(func() { _, aerr = e.b.PublishActions(ctx, acts) })
 	}
 	wg.Wait()
 	// Evaluation records are the commit markers: stored only after the
 	// verdicts and actions they count (see publishAll).
 	if verr == nil && aerr == nil && len(evs) > 0 {
-		_, eerr = bp.PublishEvaluations(ctx, evs)
+		_, eerr = e.b.PublishEvaluations(ctx, evs)
 	}
 	if err := errors.Join(stage(ReasonPublish, verr), stage(ReasonPublish, aerr), stage(ReasonPublish, eerr)); err != nil {
 		return fmt.Errorf("publish batch of %d messages: %w", len(items), err)

@@ -28,6 +28,11 @@ type Bus interface {
 	PublishVerdict(ctx context.Context, v *vigil.Verdict) (bus.Ack, error)
 	PublishAction(ctx context.Context, v *vigil.Verdict) (bus.Ack, error)
 	PublishEvaluation(ctx context.Context, e *vigil.Evaluation) (bus.Ack, error)
+	// The batch path stores a lane batch's records with one publish per
+	// stream: under SyncAlways one fsync per batch instead of one per record.
+	PublishVerdicts(ctx context.Context, vs []*vigil.Verdict) ([]bus.Ack, error)
+	PublishActions(ctx context.Context, vs []*vigil.Verdict) ([]bus.Ack, error)
+	PublishEvaluations(ctx context.Context, es []*vigil.Evaluation) ([]bus.Ack, error)
 	PublishDeadLetter(ctx context.Context, stream string, seq uint64, reason string) (bus.Ack, error)
 }
 
