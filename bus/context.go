@@ -21,6 +21,12 @@ type ContextAppend struct {
 	Revision uint64
 }
 
+// contextStream is the stream behind the context bucket.
+const contextStream = "KV_" + BucketContext
+
+// contextSubject is the stream subject of a context key.
+func contextSubject(key string) string { return "$KV." + BucketContext + "." + key }
+
 // ErrContextBatchRefused is returned by [Bus.AppendContext] when an
 // append's revision was no longer the latest (or the server refused the
 // atomic batch): the caller re-reads the keys and appends again.
@@ -51,18 +57,18 @@ func (b *Bus) AppendContext(ctx context.Context, appends []ContextAppend) ([]uin
 			return nil, fmt.Errorf("%w: key %s appears twice", ErrContextBatchRefused, a.Key)
 		}
 		seen[a.Key] = true
-		msgs[i] = &nats.Msg{Subject: "$KV." + BucketContext + "." + a.Key, Data: a.Value, Header: nats.Header{}}
+		msgs[i] = &nats.Msg{Subject: contextSubject(a.Key), Data: a.Value, Header: nats.Header{}}
 		msgs[i].Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(a.Revision, 10))
 	}
 	start := time.Now()
 	var acks []Ack
 	var err error
 	if b.atomic(len(msgs)) {
-		acks, err = b.publishAtomic(ctx, "KV_"+BucketContext, msgs)
+		acks, err = b.publishAtomic(ctx, contextStream, msgs)
 	} else {
-		acks, err = b.publishPipelined(ctx, "KV_"+BucketContext, msgs)
+		acks, err = b.publishPipelined(ctx, contextStream, msgs)
 	}
-	b.metrics.PublishDuration.WithLabelValues("KV_" + BucketContext).Observe(since(start))
+	b.metrics.PublishDuration.WithLabelValues(contextStream).Observe(since(start))
 	var apiErr *jetstream.APIError
 	switch {
 	case err == nil:
@@ -93,8 +99,8 @@ type ContextEntry struct {
 func (b *Bus) ContextEntries(ctx context.Context, key string) (entries []ContextEntry, latest uint64, err error) {
 	ctx, cancel := b.withTimeout(ctx)
 	defer cancel()
-	it, err := jetstreamext.GetBatch(ctx, b.js, "KV_"+BucketContext, ContextHistory,
-		jetstreamext.GetBatchSubject("$KV."+BucketContext+"."+key))
+	it, err := jetstreamext.GetBatch(ctx, b.js, contextStream, ContextHistory,
+		jetstreamext.GetBatchSubject(contextSubject(key)))
 	if err != nil {
 		return nil, 0, fmt.Errorf("read context %s: %w", key, b.mapErr(err))
 	}
